@@ -1,0 +1,3 @@
+from t2v.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""The `t2v` command. The only module that reads argv.
+
+Each command imports its heavy dependencies (torch, diffusers) inside its body so that
+`t2v --help` stays fast. A `T2VError` anywhere below becomes one red line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from t2v.errors import T2VError
+
+app = typer.Typer(
+    name="t2v",
+    help="Text-to-video diffusion: VDM, Make-A-Video, Tune-A-Video and Video LDM on one inflation mechanism.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+eval_app = typer.Typer(help="Measure videos: FVD, IS, CLIPSIM, CLIP frame consistency, the ShapesWorld oracle.", no_args_is_help=True)
+data_app = typer.Typer(help="Look at data sets: ShapesWorld, caption folders, WebVid CSVs.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
+
+err = Console(stderr=True)
+
+
+def _not_yet(what: str, issue: int) -> None:
+    raise T2VError(f"`t2v {what}` is not available yet in this version (planned in issue {issue}).")
+
+
+# --------------------------------------------------------------------------------------------
+# generate (issue 5)
+# --------------------------------------------------------------------------------------------
+@app.command(help="Generate a video from a text prompt. [dim](issue 5: not yet available)[/dim]")
+def generate(prompt: Optional[str] = typer.Argument(None)) -> None:
+    _not_yet("generate", 5)
+
+
+# --------------------------------------------------------------------------------------------
+# train (issue 6)
+# --------------------------------------------------------------------------------------------
+@app.command(help="Train a stage (image, video, vae-decoder) from a YAML config. [dim](issue 6: not yet available)[/dim]")
+def train(config: Optional[Path] = typer.Argument(None)) -> None:
+    _not_yet("train", 6)
+
+
+# --------------------------------------------------------------------------------------------
+# tune / edit (issue 5)
+# --------------------------------------------------------------------------------------------
+@app.command(help="Tune-A-Video: one-shot tuning of a text-to-image model on one text-video pair. [dim](issue 5: not yet available)[/dim]")
+def tune() -> None:
+    _not_yet("tune", 5)
+
+
+@app.command(help="Tune-A-Video: edit a tuned video with new prompts (DDIM inversion + sampling). [dim](issue 5: not yet available)[/dim]")
+def edit() -> None:
+    _not_yet("edit", 5)
+
+
+# --------------------------------------------------------------------------------------------
+# inflate (issue 4)
+# --------------------------------------------------------------------------------------------
+@app.command(help="Inflate a Stable Diffusion (diffusers) U-Net into a video U-Net with a paper's recipe. [dim](issue 4: not yet available)[/dim]")
+def inflate() -> None:
+    _not_yet("inflate", 4)
+
+
+# --------------------------------------------------------------------------------------------
+# eval (issues 7, 8)
+# --------------------------------------------------------------------------------------------
+@eval_app.command("fvd", help="Frechet Video Distance (I3D features). [dim](issue 8: not yet available)[/dim]")
+def eval_fvd() -> None:
+    _not_yet("eval fvd", 8)
+
+
+# --------------------------------------------------------------------------------------------
+# data (issue 3)
+# --------------------------------------------------------------------------------------------
+@data_app.command("preview", help="Write a grid video of a few samples with their captions. [dim](issue 3: not yet available)[/dim]")
+def data_preview() -> None:
+    _not_yet("data preview", 3)
+
+
+def main() -> None:
+    """Entry point: run the app, turning a T2VError into one line on stderr and exit status 2."""
+    try:
+        app()
+    except T2VError as e:
+        err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

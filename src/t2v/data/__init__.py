@@ -1,0 +1,1 @@
+"""Video decoding/encoding, frame sampling, caption data sets, ShapesWorld."""

@@ -1,0 +1,1 @@
+"""Training loss, sampling loop, DDIM inversion, guidance. Schedulers come from diffusers."""

@@ -1,0 +1,1 @@
+"""FVD, IS, CLIPSIM, CLIP frame consistency, and the ShapesWorld oracle."""

@@ -1,0 +1,1 @@
+"""One accelerate training loop; stages are configs."""

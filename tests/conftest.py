@@ -1,0 +1,26 @@
+"""Shared test fixtures: paths to the shared assets, a single-threaded torch, deterministic seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT.parent / "shared" / "assets"
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """`../shared/assets` beside the project root (see its README for sources and licenses)."""
+    if not ASSETS.is_dir():
+        pytest.skip(f"shared assets not found at {ASSETS}")
+    return ASSETS
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import torch
+
+    torch.manual_seed(0)
+    yield
