@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
+# `../shared/assets` beside the project root; T2V_ASSETS overrides it (e.g. for git worktrees).
+ASSETS = Path(os.environ.get("T2V_ASSETS", ROOT.parent / "shared" / "assets"))
 
 
 @pytest.fixture(scope="session")
