@@ -1,0 +1,118 @@
+"""Turn a decoded clip into a training sample: pick frames, resize, center-crop, scale to [-1, 1].
+
+Shared by every file-backed data set. Frame choice follows Tune-A-Video's `sample_frame_rate`
+(every n-th frame from a start offset) or resamples to a target frame rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from t2v.errors import T2VError
+
+
+class ClipTooShort(T2VError):
+    """The clip has fewer frames than the sampling needs; data sets skip such clips."""
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """How a clip becomes a sample of `num_frames` frames at `height x width`.
+
+    `sample_stride` keeps every n-th frame (Tune-A-Video's `sample_frame_rate`); `target_fps`
+    instead picks frames nearest to a regular grid at that rate (then the stride must stay 1).
+    `start` is "random" (uniform over the offsets that fit, drawn from the caller's generator)
+    or a fixed frame index.
+    """
+
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+    sample_stride: int = 1
+    target_fps: float | None = None
+    start: str | int = "random"
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or self.height < 1 or self.width < 1:
+            raise T2VError(f"num_frames, height and width must be >= 1; got {self.num_frames}, {self.height}, {self.width}")
+        if self.sample_stride < 1:
+            raise T2VError(f"sample_stride must be >= 1; got {self.sample_stride}")
+        if self.target_fps is not None and (self.target_fps <= 0 or self.sample_stride != 1):
+            raise T2VError("use either sample_stride or a positive target_fps, not both")
+        if not (self.start == "random" or (isinstance(self.start, int) and self.start >= 0)):
+            raise T2VError(f"start must be 'random' or a frame index >= 0; got {self.start!r}")
+
+    def step(self, fps: float) -> float:
+        """Source frames between two sampled frames (a float when resampling to `target_fps`)."""
+        if self.target_fps is None:
+            return float(self.sample_stride)
+        if not fps or fps <= 0:
+            raise T2VError("the clip's frame rate is unknown; use sample_stride instead of target_fps")
+        return fps / self.target_fps
+
+    def span(self, fps: float) -> int:
+        """Source frames one sample covers, first to last inclusive."""
+        return round((self.num_frames - 1) * self.step(fps)) + 1
+
+    def output_fps(self, fps: float) -> float:
+        """Frame rate of the sampled clip."""
+        return self.target_fps if self.target_fps is not None else fps / self.sample_stride
+
+
+def frame_indices(num_source_frames: int, fps: float, sampling: FrameSampling, generator: torch.Generator | None = None) -> list[int]:
+    """Source frame indices of one sample; raises `ClipTooShort` when they do not fit."""
+    step, span = sampling.step(fps), sampling.span(fps)
+    room = num_source_frames - span  # the largest start offset that fits
+    if room < 0:
+        raise ClipTooShort(
+            f"clip has {num_source_frames} frames; {sampling.num_frames} frames every {step:g} need {span}"
+        )
+    if sampling.start == "random":
+        start = int(torch.randint(0, room + 1, (1,), generator=generator))
+    else:
+        start = int(sampling.start)
+        if start > room:
+            raise ClipTooShort(f"clip has {num_source_frames} frames; start {start} + {span} frames do not fit")
+    return [start + round(k * step) for k in range(sampling.num_frames)]
+
+
+def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Float `(F, C, h, w)` -> `(F, C, height, width)`: scale so the clip covers the target, crop the middle.
+
+    Bilinear with antialiasing when shrinking (torch `interpolate`), so downscaled frames do not alias.
+    """
+    h, w = frames.shape[-2:]
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", antialias=scale < 1, align_corners=False)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return frames[..., top : top + height, left : left + width]
+
+
+def sample_clip(frames: torch.Tensor, fps: float, sampling: FrameSampling, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 `(F, H, W, 3)` clip -> float `(C, num_frames, height, width)` in [-1, 1].
+
+    Raises `ClipTooShort` when the clip has too few frames for `sampling`.
+    """
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise T2VError(f"sample_clip takes uint8 (F, H, W, 3) frames; got {frames.dtype} {tuple(frames.shape)}")
+    idx = frame_indices(frames.shape[0], fps, sampling, generator)
+    x = rearrange(frames[idx], "f h w c -> f c h w").float()  # (num_frames, 3, H, W)
+    x = resize_center_crop(x, sampling.height, sampling.width)  # (num_frames, 3, height, width)
+    x = (x / 127.5 - 1.0).clamp(-1.0, 1.0)
+    return rearrange(x, "f c h w -> c f h w").contiguous()  # (C, num_frames, height, width)
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A generator that depends only on (seed, epoch, index): the same item draws the same offset."""
+    g = torch.Generator()
+    g.manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + index) & (2**63 - 1))
+    return g
+
+
+__all__ = ["ClipTooShort", "FrameSampling", "frame_indices", "resize_center_crop", "sample_clip", "item_generator"]

@@ -1,0 +1,89 @@
+"""Frame sampling: indices against closed forms, resize + center crop against Pillow's antialiased
+bilinear resize (the filter torch's `antialias=True` reproduces), output range and layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from clips import make_clip
+from PIL import Image
+
+from t2v.data.sampling import ClipTooShort, FrameSampling, frame_indices, item_generator, sample_clip
+from t2v.errors import T2VError
+
+
+def test_stride_indices_fixed_start():
+    s = FrameSampling(num_frames=5, sample_stride=3, start=2)
+    assert frame_indices(20, 30.0, s) == [2, 5, 8, 11, 14]
+    assert s.output_fps(30.0) == 10.0
+
+
+@pytest.mark.parametrize("fps,target", [(30.0, 10.0), (24.0, 10.0), (30000 / 1001, 8.0), (8.0, 12.0)])
+def test_target_fps_picks_nearest_frames(fps, target):
+    s = FrameSampling(num_frames=6, target_fps=target, start=0)
+    # naive reference: the source frame nearest in time to each output time k / target (no ties here)
+    ref = [min(range(200), key=lambda i: abs(i / fps - k / target)) for k in range(6)]
+    assert frame_indices(200, fps, s) == ref
+    assert s.output_fps(fps) == target
+
+
+def test_random_start_covers_every_offset_and_is_seeded():
+    s = FrameSampling(num_frames=4, sample_stride=2)  # span 7
+    starts = {frame_indices(10, 8.0, s, item_generator(0, 0, i))[0] for i in range(200)}
+    assert starts == {0, 1, 2, 3}  # all offsets that fit, none that do not
+    a = frame_indices(50, 8.0, s, item_generator(3, 1, 7))
+    b = frame_indices(50, 8.0, s, item_generator(3, 1, 7))
+    assert a == b
+
+
+def test_too_short_is_a_t2v_error_subclass():
+    s = FrameSampling(num_frames=8, sample_stride=2)  # needs 15 frames
+    assert frame_indices(15, 8.0, s, item_generator(0, 0, 0))[-1] <= 14
+    with pytest.raises(ClipTooShort, match="14 frames; 8 frames every 2 need 15"):
+        frame_indices(14, 8.0, s)
+    with pytest.raises(ClipTooShort):
+        frame_indices(20, 8.0, FrameSampling(num_frames=8, sample_stride=2, start=6))
+    assert issubclass(ClipTooShort, T2VError)
+
+
+def _pil_reference(frame: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Resize the short side with Pillow's (antialiased) bilinear filter per channel in float, then center-crop."""
+    H, W = frame.shape[:2]
+    scale = max(h / H, w / W)
+    nh, nw = max(h, round(H * scale)), max(w, round(W * scale))
+    chans = [np.asarray(Image.fromarray(frame[..., c].astype(np.float32), mode="F").resize((nw, nh), Image.BILINEAR)) for c in range(3)]
+    out = np.stack(chans, -1)
+    top, left = (nh - h) // 2, (nw - w) // 2
+    return out[top : top + h, left : left + w]
+
+
+@pytest.mark.parametrize("src,dst", [((48, 64), (24, 24)), ((48, 64), (32, 40)), ((37, 51), (16, 16)), ((20, 20), (40, 40))])
+def test_resize_center_crop_matches_pillow(src, dst):
+    clip = make_clip(6, *src)
+    s = FrameSampling(num_frames=3, sample_stride=2, start=1, height=dst[0], width=dst[1])
+    out = sample_clip(clip, 8.0, s)
+    assert out.shape == (3, 3, *dst) and out.dtype == torch.float32
+    for k, f in enumerate([1, 3, 5]):
+        ref = _pil_reference(clip[f].numpy().astype(np.float32), *dst) / 127.5 - 1
+        got = out[:, k].permute(1, 2, 0).numpy()
+        assert np.abs(got - ref).max() < 1.5 / 127.5  # within 1.5 levels of 255
+
+
+def test_same_size_is_exact_and_range_maps_to_minus_one_one():
+    clip = make_clip(4, 16, 16)
+    clip[0, 0, 0] = torch.tensor([0, 255, 128], dtype=torch.uint8)
+    out = sample_clip(clip, 8.0, FrameSampling(num_frames=4, height=16, width=16, start=0))
+    assert torch.equal(((out + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0), clip)
+    assert out[:, 0, 0, 0].tolist() == [-1.0, 1.0, pytest.approx(128 / 127.5 - 1, abs=1e-6)]
+
+
+def test_config_errors_are_t2v_errors():
+    with pytest.raises(T2VError):
+        FrameSampling(num_frames=0)
+    with pytest.raises(T2VError, match="not both"):
+        FrameSampling(sample_stride=2, target_fps=8)
+    with pytest.raises(T2VError, match="start"):
+        FrameSampling(start="middle")
+    with pytest.raises(T2VError, match="unknown"):
+        frame_indices(10, 0.0, FrameSampling(num_frames=2, target_fps=4))
