@@ -63,7 +63,7 @@ def _read_container(path: Path) -> tuple[torch.Tensor, float]:
                     pts.append(frame.pts)
             fps = _frame_rate(stream, pts, len(frames))
     except (av.FFmpegError, OSError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = getattr(e, "strerror", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise VideoReadError(f"cannot decode {path} (unreadable or truncated: {reason})") from None
     if not frames:
         raise VideoReadError(f"no frames could be decoded from {path}")
