@@ -26,6 +26,7 @@ def make_clip(num_frames: int = 12, height: int = 48, width: int = 64, seed: int
     return torch.from_numpy(np.clip(np.round(np.stack(frames)), 0, 255).astype(np.uint8))
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a.double() - b.double()) ** 2).mean().item()
+def psnr(a, b) -> float:
+    """PSNR in dB of two uint8 arrays/tensors of the same shape."""
+    mse = float(((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -156,3 +156,13 @@ def test_webvid_bad_input(tmp_path, assets):
         WebVidDataset(tmp_path / "nope.csv", tmp_path, SAMPLING)
     with pytest.raises(T2VError, match="video folder not found: .*novids"):
         WebVidDataset(assets / "webvid" / "test_webvid.csv", tmp_path / "novids", SAMPLING)
+
+
+def test_batches_are_b_c_f_h_w_and_frame_folders_take_their_rate(tmp_path):
+    from torch.utils.data import DataLoader
+
+    root = _folder(tmp_path)
+    ds = CaptionFolderDataset(root, SAMPLING, folder_fps=4)
+    assert ds[2]["fps"] == 2.0  # frames folder at 4 fps, every 2nd frame
+    batch = next(iter(DataLoader(ds, batch_size=3)))
+    assert batch["video"].shape == (3, 3, 4, 16, 16) and batch["caption"][0] == "a drifting gradient"

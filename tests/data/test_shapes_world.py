@@ -156,3 +156,11 @@ def test_render_clip_rejects_bad_requests():
         ShapesWorldDataset(0)
     with pytest.raises(T2VError):
         ShapesWorldDataset(4, seed=-1)
+
+
+def test_batches_are_b_c_f_h_w():
+    from torch.utils.data import DataLoader
+
+    batch = next(iter(DataLoader(ShapesWorldDataset(6, seed=0, size=32, num_frames=8), batch_size=3)))
+    assert batch["video"].shape == (3, 3, 8, 32, 32) and len(batch["caption"]) == 3
+    assert batch["video"].min() == -1.0 and batch["video"].max() <= 1.0

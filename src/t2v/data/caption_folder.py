@@ -8,7 +8,7 @@ from pathlib import Path
 
 from t2v.data.clip_dataset import ClipDataset, ClipEntry, Skip, warn_early_skips
 from t2v.data.sampling import FrameSampling
-from t2v.data.video_io import FRAME_SUFFIXES, VIDEO_SUFFIXES
+from t2v.data.video_io import DEFAULT_FOLDER_FPS, FRAME_SUFFIXES, VIDEO_SUFFIXES
 from t2v.errors import T2VError
 
 PATH_KEYS = ("path", "video", "file", "filename")
@@ -75,11 +75,19 @@ class CaptionFolderDataset(ClipDataset):
 
     Without `manifest`: every video file (mp4/webm/mov/mkv/avi/gif) or folder of png/jpg frames
     under `root` with a sidecar `.txt` caption of the same name. With `manifest` (CSV or JSONL with
-    a path and a caption per row): paths are relative to `root`. Entries without a caption or whose
+    a path and a caption per row): paths are relative to `root`. Frame folders play at `folder_fps`. Entries without a caption or whose
     file is missing are skipped and counted when the data set is built.
     """
 
-    def __init__(self, root: str | Path, sampling: FrameSampling, manifest: str | Path | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        sampling: FrameSampling,
+        manifest: str | Path | None = None,
+        *,
+        seed: int = 0,
+        folder_fps: float = DEFAULT_FOLDER_FPS,
+    ) -> None:
         root = Path(root)
         if not root.is_dir():
             raise T2VError(f"caption folder not found: {root}")
@@ -111,4 +119,4 @@ class CaptionFolderDataset(ClipDataset):
                     f"no videos in {root}: put mp4/webm/mov/gif files (or folders of frames) there with a .txt caption beside each, or pass a manifest"
                 )
         warn_early_skips(description, skips, len(entries) + len(skips))
-        super().__init__(entries, sampling, description=description, seed=seed, skipped_early=skips)
+        super().__init__(entries, sampling, description=description, seed=seed, skipped_early=skips, folder_fps=folder_fps)

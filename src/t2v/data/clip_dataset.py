@@ -16,7 +16,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from t2v.data.sampling import ClipTooShort, FrameSampling, item_generator, sample_clip
-from t2v.data.video_io import VideoReadError, read_video
+from t2v.data.video_io import DEFAULT_FOLDER_FPS, VideoReadError, read_video
 from t2v.errors import T2VError
 
 log = logging.getLogger("t2v.data")
@@ -48,7 +48,7 @@ class ClipDataset(Dataset):
     Random start offsets come from a generator seeded by (seed, epoch, index): the same index gives
     the same sample until `set_epoch` changes the epoch.
 
-    Skips are counted per process: with DataLoader workers, each worker keeps its own tally.
+    Folders of frames play at `folder_fps`. Skips are counted per process: with DataLoader workers, each worker keeps its own tally.
     """
 
     def __init__(
@@ -59,8 +59,10 @@ class ClipDataset(Dataset):
         description: str,
         seed: int = 0,
         skipped_early: list[Skip] | None = None,
+        folder_fps: float = DEFAULT_FOLDER_FPS,
     ) -> None:
         self.entries = list(entries)
+        self.folder_fps = folder_fps
         self.sampling = sampling
         self.description = description
         self.seed = seed
@@ -97,7 +99,7 @@ class ClipDataset(Dataset):
     def load(self, index: int) -> dict:
         """Decode and sample entry `index`; raises `T2VError` (e.g. `ClipTooShort`) when it cannot."""
         entry = self.entries[index]
-        frames, fps = read_video(entry.path)  # (F, H, W, 3) uint8
+        frames, fps = read_video(entry.path, folder_fps=self.folder_fps)  # (F, H, W, 3) uint8
         video = sample_clip(frames, fps, self.sampling, item_generator(self.seed, self.epoch, index))
         return {"video": video, "caption": entry.caption, "source": entry.source, "fps": float(self.sampling.output_fps(fps))}
 
