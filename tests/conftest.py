@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the shared assets, a single-threaded torch, deterministic seeds."""
+"""Shared test fixtures: paths to the shared assets and a fixed torch seed per test."""
 
 from __future__ import annotations
 
