@@ -54,6 +54,7 @@ class RelativePositionBias(nn.Module):
         self.num_buckets = num_buckets
         self.max_distance = max_distance
         self.bias = nn.Embedding(num_buckets, num_heads)
+        self._buckets: dict[tuple[int, torch.device], Tensor] = {}  # (F, device) -> (F, F) indices
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -61,7 +62,11 @@ class RelativePositionBias(nn.Module):
 
     def forward(self, num_frames: int) -> Tensor:
         """-> (heads, F, F) bias for query frame i and key frame j."""
-        buckets = relative_position_buckets(num_frames, self.num_buckets, self.max_distance, self.bias.weight.device)
+        device = self.bias.weight.device
+        buckets = self._buckets.get((num_frames, device))
+        if buckets is None:
+            buckets = relative_position_buckets(num_frames, self.num_buckets, self.max_distance, device)
+            self._buckets[(num_frames, device)] = buckets
         return rearrange(self.bias(buckets), "fq fk heads -> heads fq fk")
 
 

@@ -13,6 +13,7 @@ argument, so the backward pass never depends on what the context holds at that t
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -43,24 +44,33 @@ class Frames:
 
 
 class FrameContext:
-    """The `Frames` of the forward pass in progress, shared by all wrappers of one video U-Net."""
+    """The `Frames` of the forward pass in progress, shared by all wrappers of one video U-Net.
+
+    One stack per thread, so that a backward pass recomputing checkpointed blocks on autograd's
+    device thread, or two threads sharing a model, never see each other's frames.
+    """
 
     def __init__(self) -> None:
-        self._stack: list[Frames] = []
+        self._stacks: dict[int, list[Frames]] = {}
 
     @property
     def current(self) -> Frames:
-        if not self._stack:
+        stack = self._stacks.get(threading.get_ident())
+        if not stack:
             raise RuntimeError("a temporal layer ran outside VideoUNet.forward (no frame count is bound)")
-        return self._stack[-1]
+        return stack[-1]
 
     @contextmanager
     def bind(self, frames: Frames) -> Iterator[Frames]:
-        self._stack.append(frames)
+        key = threading.get_ident()
+        stack = self._stacks.setdefault(key, [])
+        stack.append(frames)
         try:
             yield frames
         finally:
-            self._stack.pop()
+            stack.pop()
+            if not stack:
+                self._stacks.pop(key, None)
 
     def attention_frames(self) -> tuple[int, Optional[Tensor]]:
         """(frames per clip, keep) for sparse-causal attention; 1 frame per clip when image-only."""

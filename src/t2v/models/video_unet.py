@@ -216,9 +216,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         source = unet2d.state_dict()
         target = {k: v for k, v in self.unet.state_dict().items() if not is_added(k)}
         names = {k: parent_name(k) for k in target}
-        missing = sorted(set(names.values()) ^ set(source))
-        if missing:
-            raise T2VError(f"the 2D U-Net's weights do not match its config (first differing names: {missing[:3]})")
+        differ = sorted(set(names.values()) ^ set(source))
+        if differ:
+            raise T2VError(f"the 2D U-Net's weights do not match its config (first differing names: {differ[:3]})")
         self.unet.load_state_dict({k: source[names[k]] for k in target}, strict=False)
 
     def to_unet2d(self) -> UNet2DConditionModel:
@@ -226,4 +226,5 @@ class VideoUNet(ModelMixin, ConfigMixin):
         unet2d = UNet2DConditionModel.from_config(self.unet2d_config)
         sd = {parent_name(k): v for k, v in self.unet.state_dict().items() if not is_added(k)}
         unet2d.load_state_dict(sd, strict=True)
-        return unet2d.to(device=self.device, dtype=self.dtype)
+        unet2d.to(device=self.device)
+        return unet2d if unet2d.dtype == self.dtype else unet2d.to(dtype=self.dtype)
