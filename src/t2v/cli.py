@@ -67,9 +67,18 @@ def edit() -> None:
 # --------------------------------------------------------------------------------------------
 # inflate (issue 4)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Inflate a Stable Diffusion (diffusers) U-Net into a video U-Net with a paper's recipe. [dim](issue 4: not yet available)[/dim]")
-def inflate() -> None:
-    _not_yet("inflate", 4)
+@app.command(help="Inflate a Stable Diffusion (diffusers) U-Net into a video U-Net with a paper's recipe.")
+def inflate(
+    source: Path = typer.Option(..., "--from", help="Stable Diffusion folder (with unet/) or a diffusers U-Net folder."),
+    recipe: str = typer.Option("video-ldm", help="vdm, make-a-video, tune-a-video or video-ldm."),
+    out: Path = typer.Option(..., "--out", help="New model folder: unet/ (video U-Net) + the other parts copied."),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it exists and is not empty."),
+) -> None:
+    from t2v.models import get_recipe, inflate_folder
+
+    rec = get_recipe(recipe)  # fail on a bad name before loading anything
+    folder = inflate_folder(source, rec, out, overwrite=overwrite)
+    print(f"wrote {folder} (unet/: VideoUNet, recipe {rec.name})")
 
 
 # --------------------------------------------------------------------------------------------

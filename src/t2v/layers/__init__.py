@@ -1,1 +1,26 @@
-"""Temporal building blocks that turn a 2D (per-frame) network into a video network."""
+"""Temporal building blocks that turn a 2D (per-frame) network into a video network.
+
+Every layer takes and returns video tensors (B, C, F, H, W) and starts as the identity:
+- `TemporalConv`: 1D conv over frames, Make-A-Video's pseudo-3D conv (dirac init);
+- `TemporalAttention`: attention over frames at every pixel, VDM (relative positions, any length);
+- `SparseCausalAttnProcessor`: Tune-A-Video's ST-Attn as a diffusers attention processor;
+- `AlphaMerge`: Video LDM's `alpha * spatial + (1 - alpha) * temporal`;
+- `TemporalResBlock`: Video LDM's 3D-conv residual block (last conv zero).
+"""
+
+from t2v.layers.merge import AlphaMerge
+from t2v.layers.resblock3d import TemporalResBlock
+from t2v.layers.sparse_causal import SparseCausalAttnProcessor, gather_sparse_causal
+from t2v.layers.temporal_attention import RelativePositionBias, TemporalAttention, relative_position_buckets
+from t2v.layers.temporal_conv import TemporalConv
+
+__all__ = [
+    "AlphaMerge",
+    "RelativePositionBias",
+    "SparseCausalAttnProcessor",
+    "TemporalAttention",
+    "TemporalConv",
+    "TemporalResBlock",
+    "gather_sparse_causal",
+    "relative_position_buckets",
+]

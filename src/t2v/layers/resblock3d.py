@@ -1,0 +1,49 @@
+"""3D-convolution residual block for the temporal layers of Video LDM.
+
+Blattmann et al. 2023, "Align your Latents" (Video LDM), Sec. 3.1: the temporal layers interleaved
+with the frozen spatial layers are temporal attention and residual blocks of 3D convolutions. The
+block is `x + conv2(act(norm(conv1(act(norm(x))))))` with the last convolution zero at init, so it
+starts as the identity. The default kernel (3, 1, 1) mixes frames only (as Stable Video Diffusion's
+temporal residual blocks do); pass (3, 3, 3) for full space-time kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def _groups(channels: int, at_most: int = 32) -> int:
+    """The largest group count <= `at_most` that divides `channels` (GroupNorm needs a divisor)."""
+    return max(g for g in range(1, min(at_most, channels) + 1) if channels % g == 0)
+
+
+class TemporalResBlock(nn.Module):
+    """Residual block of two 3D convolutions over (B, C, F, H, W); the last one is zero at init."""
+
+    def __init__(self, channels: int, kernel_size: tuple[int, int, int] = (3, 1, 1), groups: int = 32) -> None:
+        super().__init__()
+        if any(k % 2 != 1 for k in kernel_size):
+            raise ValueError(f"kernel_size must be odd in every axis, got {kernel_size}")
+        padding = tuple(k // 2 for k in kernel_size)
+        self.norm1 = nn.GroupNorm(_groups(channels, groups), channels)
+        self.conv1 = nn.Conv3d(channels, channels, kernel_size, padding=padding)
+        self.norm2 = nn.GroupNorm(_groups(channels, groups), channels)
+        self.conv2 = nn.Conv3d(channels, channels, kernel_size, padding=padding)
+        self.act = nn.SiLU()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Identity at init: the last convolution is zero."""
+        for m in (self.norm1, self.conv1, self.norm2):
+            m.reset_parameters()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """x: (B, C, F, H, W) -> (B, C, F, H, W); keep: optional (B,) bool, False = unchanged."""
+        h = self.conv1(self.act(self.norm1(x)))
+        y = x + self.conv2(self.act(self.norm2(h)))
+        if keep is not None:
+            y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
+        return y

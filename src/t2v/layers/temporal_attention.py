@@ -1,0 +1,121 @@
+"""Temporal self-attention over frames at every spatial position (VDM's factorized space-time attention).
+
+Ho et al. 2022, "Video Diffusion Models", Sec. 3: each spatial attention block is followed by an
+attention over the frame axis, at each pixel independently, with relative position information so
+that the network knows frame order. Relative positions here are a learned bias per head and per
+bucket of the signed frame offset (the bucketing of Raffel et al. 2020, T5, Sec. 2.1): small offsets
+get their own bucket, larger ones share log-spaced buckets and every offset beyond `max_distance`
+falls into the last bucket, so the layer runs for any number of frames (no position table that
+caps the clip length). An optional causal mask lets frame i see frames <= i only.
+
+The output projection is zero at init, so the residual layer is the identity and an inflated model
+equals its 2D parent before training (Make-A-Video, Tune-A-Video, Video LDM initialise this way).
+Attention runs through `scaled_dot_product_attention` with few wide heads (default width 64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.nn.functional import scaled_dot_product_attention
+
+
+def relative_position_buckets(num_frames: int, num_buckets: int = 32, max_distance: int = 128,
+                              device: torch.device | None = None) -> Tensor:
+    """Bucket index of the signed offset (key frame - query frame) for every pair: (F, F) long.
+
+    Half of the buckets are for keys after the query, half for keys before (bidirectional).
+    Within a half, offsets 0 .. n/2-1 are exact and the rest are log-spaced up to `max_distance`.
+    """
+    frames = torch.arange(num_frames, device=device)
+    offset = frames[None, :] - frames[:, None]  # (F_query, F_key)
+    half = num_buckets // 2
+    bucket = (offset > 0).long() * half
+    distance = offset.abs()
+    exact = half // 2
+    # log(d / exact) / log(max_distance / exact) in [0, 1) for exact <= d < max_distance.
+    far = exact + (
+        torch.log(distance.clamp(min=1).float() / exact) / math.log(max_distance / exact) * (half - exact)
+    ).long()
+    far = far.clamp(max=half - 1)
+    return bucket + torch.where(distance < exact, distance, far)
+
+
+class RelativePositionBias(nn.Module):
+    """A learned scalar per head and per relative-offset bucket, added to attention logits."""
+
+    def __init__(self, num_heads: int, num_buckets: int = 32, max_distance: int = 128) -> None:
+        super().__init__()
+        if num_buckets < 8 or num_buckets % 4:
+            raise ValueError(f"num_buckets must be a multiple of 4 and >= 8, got {num_buckets}")
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.bias = nn.Embedding(num_buckets, num_heads)
+        self._buckets: dict[tuple[int, torch.device], Tensor] = {}  # (F, device) -> (F, F) indices
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.bias.weight, std=0.02)
+
+    def forward(self, num_frames: int) -> Tensor:
+        """-> (heads, F, F) bias for query frame i and key frame j."""
+        device = self.bias.weight.device
+        buckets = self._buckets.get((num_frames, device))
+        if buckets is None:
+            buckets = relative_position_buckets(num_frames, self.num_buckets, self.max_distance, device)
+            self._buckets[(num_frames, device)] = buckets
+        return rearrange(self.bias(buckets), "fq fk heads -> heads fq fk")
+
+
+class TemporalAttention(nn.Module):
+    """Residual self-attention over the frame axis at every pixel: (B, C, F, H, W) -> same shape."""
+
+    def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, num_buckets: int = 32,
+                 max_distance: int = 128) -> None:
+        super().__init__()
+        heads = max(1, channels // head_dim)
+        while channels % heads:
+            heads -= 1
+        self.heads = heads
+        self.causal = causal
+        self.norm = nn.LayerNorm(channels)
+        self.to_qkv = nn.Linear(channels, 3 * channels, bias=False)
+        self.to_out = nn.Linear(channels, channels)
+        self.rel_pos = RelativePositionBias(heads, num_buckets, max_distance)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Identity at init: the output projection is zero."""
+        self.norm.reset_parameters()
+        self.to_qkv.reset_parameters()
+        self.rel_pos.reset_parameters()
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def attention_bias(self, num_frames: int, dtype: torch.dtype) -> Tensor:
+        """(heads, F, F) additive logits: relative-position bias, and -inf above the diagonal if causal."""
+        bias = self.rel_pos(num_frames).to(dtype)
+        if self.causal:
+            future = torch.ones(num_frames, num_frames, dtype=torch.bool, device=bias.device).triu(1)
+            bias = bias.masked_fill(future, float("-inf"))
+        return bias
+
+    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """x: (B, C, F, H, W) -> (B, C, F, H, W).
+
+        keep: optional (B,) bool; samples where it is False are returned unchanged (image samples,
+        VDM's joint image-video training).
+        """
+        b, _, f, h, w = x.shape
+        tokens = rearrange(x, "b c f h w -> (b h w) f c")
+        qkv = self.to_qkv(self.norm(tokens))  # (N, F, 3C), N = B*H*W
+        q, k, v = rearrange(qkv, "n f (three heads d) -> three n heads f d", three=3, heads=self.heads)
+        out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype))  # (N, heads, F, d)
+        out = self.to_out(rearrange(out, "n heads f d -> n f (heads d)"))  # (N, F, C)
+        y = x + rearrange(out, "(b h w) f c -> b c f h w", b=b, h=h, w=w)
+        if keep is not None:
+            y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
+        return y

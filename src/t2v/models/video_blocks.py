@@ -1,0 +1,180 @@
+"""The glue that puts temporal layers into a diffusers 2D U-Net without rewriting its forward.
+
+The 2D U-Net runs on frames folded into the batch, (B*F, C, H, W). Each pretrained module that
+gets a temporal partner is wrapped: the wrapper calls the 2D module (`spatial`, per frame), then
+unfolds the frames and calls the temporal layer (`temporal`) on (B, C, F, H, W), optionally merged
+by Video LDM's alpha (`merge`). The frame count, the image-only switch and fps of the current
+forward pass live in a `FrameContext` that the video U-Net binds around its call of the 2D U-Net.
+
+Gradient checkpointing happens here (diffusers' own is left off): a `VideoBlock` checkpoints its
+2D module and temporal layer together, and hands the frame information to the recomputation as an
+argument, so the backward pass never depends on what the context holds at that time.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import torch
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from einops import rearrange
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from t2v.layers import AlphaMerge, TemporalConv
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What every temporal layer needs to know about the current forward pass.
+
+    num_frames: F, frames per clip (the 2D U-Net sees B*F images).
+    skip: True when every temporal layer is skipped (`image_only=True`).
+    keep: optional (B,) bool: clips that run the temporal layers (False = image sample); None = all.
+    fps: optional (B,) frame rates (Make-A-Video conditioning).
+    """
+
+    num_frames: int
+    skip: bool = False
+    keep: Optional[Tensor] = None
+    fps: Optional[Tensor] = None
+
+
+class FrameContext:
+    """The `Frames` of the forward pass in progress, shared by all wrappers of one video U-Net.
+
+    One stack per thread, so that a backward pass recomputing checkpointed blocks on autograd's
+    device thread, or two threads sharing a model, never see each other's frames.
+    """
+
+    def __init__(self) -> None:
+        self._stacks: dict[int, list[Frames]] = {}
+
+    @property
+    def current(self) -> Frames:
+        stack = self._stacks.get(threading.get_ident())
+        if not stack:
+            raise RuntimeError("a temporal layer ran outside VideoUNet.forward (no frame count is bound)")
+        return stack[-1]
+
+    @contextmanager
+    def bind(self, frames: Frames) -> Iterator[Frames]:
+        key = threading.get_ident()
+        stack = self._stacks.setdefault(key, [])
+        stack.append(frames)
+        try:
+            yield frames
+        finally:
+            stack.pop()
+            if not stack:
+                self._stacks.pop(key, None)
+
+    def attention_frames(self) -> tuple[int, Optional[Tensor]]:
+        """(frames per clip, keep) for sparse-causal attention; 1 frame per clip when image-only."""
+        fr = self.current
+        return (1, None) if fr.skip else (fr.num_frames, fr.keep)
+
+
+def to_video(x: Tensor, num_frames: int) -> Tensor:
+    """(B*F, C, H, W) -> (B, C, F, H, W), a view."""
+    return rearrange(x, "(b f) c h w -> b c f h w", f=num_frames)
+
+
+def to_frames(x: Tensor) -> Tensor:
+    """(B, C, F, H, W) -> (B*F, C, H, W), contiguous."""
+    return rearrange(x, "b c f h w -> (b f) c h w")
+
+
+class PseudoConv3d(nn.Module):
+    """Make-A-Video pseudo-3D conv: the pretrained 2D conv on every frame, then a 1D conv over frames."""
+
+    def __init__(self, spatial: nn.Conv2d, context: FrameContext, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = TemporalConv(spatial.out_channels, kernel_size)
+        self._context = context
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B*F, C_in, H, W) -> (B*F, C_out, H', W')."""
+        h = self.spatial(x)
+        fr = self._context.current
+        if fr.skip:
+            return h
+        return to_frames(self.temporal(to_video(h, fr.num_frames), fr.keep))
+
+
+class VideoBlock(nn.Module):
+    """A pretrained 2D block (`ResnetBlock2D` or `Transformer2DModel`) on every frame, then a temporal layer.
+
+    Called exactly like the 2D block it wraps. With `merge` (Video LDM) the result is
+    `alpha * spatial + (1 - alpha) * temporal(spatial)`; without it, `temporal(spatial)`.
+    """
+
+    def __init__(self, spatial: nn.Module, temporal: nn.Module | None, merge: AlphaMerge | None,
+                 context: FrameContext) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = temporal
+        self.merge = merge
+        self._context = context
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states: Tensor, *args: Any, **kwargs: Any) -> Any:
+        frames = self._context.current
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(self._run, frames, hidden_states, *args, use_reentrant=False, **kwargs)
+        return self._run(frames, hidden_states, *args, **kwargs)
+
+    def _run(self, frames: Frames, hidden_states: Tensor, *args: Any, **kwargs: Any) -> Any:
+        # Rebind: under checkpointing this also runs during backward, with the forward's frames.
+        with self._context.bind(frames):
+            out = self.spatial(hidden_states, *args, **kwargs)
+        h = out[0] if isinstance(out, tuple) else getattr(out, "sample", out)  # (B*F, C, H, W)
+        if self.temporal is None or frames.skip:
+            return out
+        z = to_video(h, frames.num_frames)  # (B, C, F, H, W)
+        if self.merge is None:
+            z = self.temporal(z, frames.keep)
+        else:
+            z = self.merge(z, self.temporal(z), frames.keep)
+        h = to_frames(z)  # (B*F, C, H, W)
+        if isinstance(out, tuple):
+            return (h, *out[1:])
+        if isinstance(out, Tensor):
+            return h
+        return type(out)(sample=h)
+
+
+class FpsTimeEmbedding(nn.Module):
+    """Make-A-Video frame-rate conditioning: timestep embedding + MLP(sinusoid(fps)).
+
+    Singer et al. 2022, Sec. 3.3: the frame rate is an extra conditioning input of the video
+    decoder. Here it is embedded like the timestep (diffusers `Timesteps` + `TimestepEmbedding`)
+    and added to the timestep embedding; the MLP's last layer is zero at init (identity).
+    """
+
+    def __init__(self, spatial: TimestepEmbedding, flip_sin_to_cos: bool, freq_shift: float,
+                 context: FrameContext) -> None:
+        super().__init__()
+        self.spatial = spatial
+        in_dim, out_dim = spatial.linear_1.in_features, spatial.linear_2.out_features
+        self.fps_proj = Timesteps(in_dim, flip_sin_to_cos, freq_shift)
+        self.fps = TimestepEmbedding(in_dim, out_dim)
+        nn.init.zeros_(self.fps.linear_2.weight)
+        nn.init.zeros_(self.fps.linear_2.bias)
+        self._context = context
+
+    def forward(self, sample: Tensor, condition: Tensor | None = None) -> Tensor:
+        """sample: (B*F, D_in) sinusoidal timestep features -> (B*F, D) embedding."""
+        emb = self.spatial(sample, condition)
+        fr = self._context.current
+        if fr.skip or fr.fps is None:
+            return emb
+        fps = fr.fps.repeat_interleave(fr.num_frames)  # (B*F,)
+        out = emb + self.fps(self.fps_proj(fps).to(emb.dtype))
+        if fr.keep is not None:
+            out = torch.where(fr.keep.repeat_interleave(fr.num_frames)[:, None], out, emb)
+        return out

@@ -1,0 +1,188 @@
+"""The inflated video U-Net against its 2D parent: identity at init, image_only, training, checkpointing."""
+
+from __future__ import annotations
+
+import weakref
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from t2v.errors import T2VError
+from t2v.models import RECIPES, inflate, vdm_unet
+from sd_fixture import TINY_UNET
+from unet_refs import clip_batch, per_frame
+
+
+@pytest.mark.parametrize("name", ["make-a-video", "video-ldm"])
+def test_identity_at_init_on_random_clips(unet2d, name):
+    model = inflate(unet2d, name)
+    x, t, text = clip_batch()
+    with torch.no_grad():
+        ref = per_frame(unet2d, x, t, text)
+        assert (model(x, t, text) - ref).abs().max() < 1e-5
+        if name == "make-a-video":  # fps conditioning is zero at init too
+            assert (model(x, t, text, fps=torch.tensor([4.0, 24.0])) - ref).abs().max() < 1e-5
+
+
+def test_tune_a_video_identity_on_a_still_clip(unet2d):
+    model = inflate(unet2d, "tune-a-video")
+    with torch.no_grad():
+        x, t, text = clip_batch(equal_frames=True)
+        assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5
+        # On a moving clip ST-Attn mixes frames, so the output differs: the layer is really there.
+        x, t, text = clip_batch()
+        assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_image_only_is_the_2d_model_exactly(unet2d, name):
+    model = inflate(unet2d, name)
+    for p in model.added_parameters().values():  # even with non-identity temporal layers
+        torch.nn.init.normal_(p, std=0.1)
+    x, t, text = clip_batch()
+    with torch.no_grad():
+        ref = per_frame(unet2d, x, t, text)
+        assert torch.equal(model(x, t, text, image_only=True), ref)
+        assert torch.equal(model(x, t, text, image_only=torch.tensor([True, True])), ref)
+        assert not torch.allclose(model(x, t, text), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_per_sample_image_only(unet2d, name):
+    """VDM joint image+video batches: marked samples get the 2D model, the others the video model."""
+    model = inflate(unet2d, name)
+    for p in model.added_parameters().values():
+        torch.nn.init.normal_(p, std=0.1)
+    x, t, text = clip_batch(b=3)
+    with torch.no_grad():
+        ref, video = per_frame(unet2d, x, t, text), model(x, t, text)
+        mixed = model(x, t, text, image_only=torch.tensor([False, True, False]))
+    tol = 1e-6 if name == "tune-a-video" else 0.0  # ST-Attn of an image sample: own keys twice
+    assert (mixed[1] - ref[1]).abs().max() <= tol
+    torch.testing.assert_close(mixed[[0, 2]], video[[0, 2]], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_training_changes_only_trainable_and_keeps_image_only_exact(unet2d, name):
+    model = inflate(unet2d, name)
+    model.set_trainable()
+    trainable = model.trainable_parameters()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(trainable.values(), lr=1e-3)
+    fps = torch.tensor([8.0, 12.0])
+    for step in range(2):  # step 1 moves the zero-init outputs, step 2 everything behind them
+        x, t, text = clip_batch(seed=10 + step)
+        loss = (model(x, t, text, fps=fps) - torch.randn_like(x)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(trainable)  # every trained tensor moved; every other one is bit-identical
+
+    x, t, text = clip_batch(seed=99)
+    with torch.no_grad():
+        out = model(x, t, text, image_only=True)
+        assert torch.equal(out, per_frame(model.to_unet2d().eval(), x, t, text))
+        if name in ("make-a-video", "video-ldm"):  # 2D frozen: still the original parent exactly
+            assert torch.equal(out, per_frame(unet2d, x, t, text))
+        assert not torch.allclose(model(x, t, text, fps=fps), out, atol=1e-5)  # temporal layers learned
+
+
+@pytest.mark.parametrize("frames", [1, 3, 9])
+def test_any_frame_count(unet2d, frames):
+    model = inflate(unet2d, "video-ldm")
+    x, t, text = clip_batch(b=1, f=frames)
+    with torch.no_grad():
+        assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5
+
+
+def test_scalar_timestep_equals_repeated_timestep(unet2d):
+    model = inflate(unet2d, "make-a-video")
+    x, _, text = clip_batch()
+    with torch.no_grad():
+        assert torch.equal(model(x, 500, text), model(x, torch.tensor([500, 500]), text))
+
+
+def test_bad_shapes_are_one_line_errors(unet2d):
+    model = inflate(unet2d, "video-ldm")
+    x, t, text = clip_batch()
+    for call in (
+        lambda: model(x[:, :, 0], t, text),
+        lambda: model(x, t, text[:1]),
+        lambda: model(x, torch.tensor([1, 2, 3]), text),
+        lambda: model(x, t, text, image_only=torch.tensor([1, 0])),
+    ):
+        with pytest.raises(T2VError) as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
+def test_vdm_from_scratch_image_only_is_its_2d_parent():
+    torch.manual_seed(3)
+    from diffusers import UNet2DConditionModel
+
+    parent = UNet2DConditionModel(in_channels=4, out_channels=4, sample_size=8, **TINY_UNET).eval()
+    torch.manual_seed(3)
+    model = vdm_unet(in_channels=4, out_channels=4, sample_size=8, **TINY_UNET).eval()
+    x, t, text = clip_batch()
+    with torch.no_grad():
+        assert torch.equal(model(x, t, text, image_only=True), per_frame(parent, x, t, text))
+    assert model.config.recipe == "vdm" and len(model.added_parameters()) > 0
+
+
+class PeakLiveBytes(TorchDispatchMode):
+    """Peak bytes of tensor storages created inside the mode that are alive at the same time.
+
+    A CPU stand-in for `torch.cuda.max_memory_allocated`: every op output with a new storage is
+    counted until that storage is freed (a weakref finalizer on the storage object).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._ids: set[int] = set()
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self._ids.discard(key)
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                s = t.untyped_storage()
+                if id(s) not in self._ids:
+                    self._ids.add(id(s))
+                    self.live += s.nbytes()
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(s, self._free, id(s), s.nbytes())
+        return out
+
+
+@pytest.mark.parametrize("name", ["video-ldm", "make-a-video"])
+def test_gradient_checkpointing_same_gradients_less_memory(unet2d, name):
+    model = inflate(unet2d, name)
+    for p in model.added_parameters().values():  # non-trivial temporal layers
+        torch.nn.init.normal_(p, std=0.05)
+    model.set_trainable()
+    x, t, text = clip_batch(f=6)
+    fps = torch.tensor([8.0, 24.0])
+
+    def grads_and_peak():
+        model.zero_grad(set_to_none=True)
+        with PeakLiveBytes() as mem:
+            model(x, t, text, fps=fps).square().mean().backward()
+        return {n: p.grad.clone() for n, p in model.trainable_parameters().items()}, mem.peak
+
+    plain, plain_peak = grads_and_peak()
+    model.enable_gradient_checkpointing()
+    assert model.is_gradient_checkpointing
+    ckpt, ckpt_peak = grads_and_peak()
+    assert plain.keys() == ckpt.keys()
+    for n in plain:
+        torch.testing.assert_close(ckpt[n], plain[n], atol=1e-5, rtol=0)
+    print(f"{name}: peak live tensor bytes {plain_peak} plain, {ckpt_peak} checkpointed")
+    assert ckpt_peak < 0.8 * plain_peak, (ckpt_peak, plain_peak)
