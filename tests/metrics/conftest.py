@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 from fractions import Fraction
@@ -103,3 +104,36 @@ def random_i3d():
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     return calibrate_batch_norms(I3D(), torch.rand(4, 3, 8, 32, 32, generator=g) * 2 - 1)
+
+
+def _tiny_tokenizer():
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c + "</w>"] = len(vocab)
+    vocab["at</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[("a", "t</w>")])
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    """A random CLIPModel (32x32 images), its tokenizer and a CLIP preprocessor config."""
+    from transformers import CLIPConfig, CLIPModel
+
+    d = tmp_path_factory.mktemp("tiny-clip")
+    tok = _tiny_tokenizer()
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(d)
+    tok.save_pretrained(d)
+    (d / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32},
+        "do_resize": True, "do_center_crop": True, "do_rescale": True, "do_normalize": True, "resample": 3,
+        "rescale_factor": 1 / 255, "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+    }))
+    return d
