@@ -75,7 +75,7 @@ def inflate() -> None:
 # --------------------------------------------------------------------------------------------
 # eval (issues 7, 8)
 # --------------------------------------------------------------------------------------------
-def _eval_report(title: str, rows: list[tuple[str, str, int]], payload: dict, json_out: Optional[Path]) -> None:
+def _eval_report(title: str, rows: list[tuple[str, str, str]], payload: dict, json_out: Optional[Path]) -> None:
     """Print the metric table to stdout and write the JSON report (issue 8)."""
     import json
 
@@ -85,7 +85,7 @@ def _eval_report(title: str, rows: list[tuple[str, str, int]], payload: dict, js
     for col in ("set", "value", "videos"):
         table.add_column(col, justify="right" if col != "set" else "left")
     for name, value, n in rows:
-        table.add_row(name, value, str(n))
+        table.add_row(name, value, n)
     Console().print(table)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +168,8 @@ def eval_fvd(
         "real": {"dir": str(real), "videos": stats["real"].n}, "fake": {"dir": str(fake), "videos": stats["fake"].n},
         "skipped": [str(p) for p in skipped],
     }
-    _eval_report("FVD", [("fake vs real", f"{value:.3f}", stats["fake"].n)], payload, json_out)
+    counts = f"{stats['real'].n} real, {stats['fake'].n} fake"
+    _eval_report("FVD", [("fake vs real", f"{value:.6g}", counts)], payload, json_out)
 
 
 @eval_app.command("is", help="Inception Score of videos (C3D fine-tuned on UCF-101, TGAN/TGANv2 protocol).")
@@ -202,7 +203,7 @@ def eval_is(
             probs = class_probabilities(clips, classifier, batch_size, device)
         m, s = inception_score(probs, splits, shuffle_seed)
         payload[name] = {"dir": str(folder), "videos": int(probs.shape[0]), "mean": m, "std": s}
-        rows.append((name, f"{m:.3f} ± {s:.3f}", int(probs.shape[0])))
+        rows.append((name, f"{m:.4g} ± {s:.2g}", str(probs.shape[0])))
     payload["skipped"] = [str(p) for p in payload["skipped"]]
     _eval_report(f"Inception Score ({splits} splits)", rows, payload, json_out)
 
@@ -235,7 +236,7 @@ def _eval_clip(
         value = sum(scores) / len(scores)
         payload["skipped"] += [str(p) for p in skipped]
         payload[name] = {"dir": str(folder), "videos": len(scores), "value": value}
-        rows.append((name, f"{value:.4f}", len(scores)))
+        rows.append((name, f"{value:.4f}", str(len(scores))))
     _eval_report("CLIPSIM" if metric == "clipsim" else "CLIP frame consistency", rows, payload, json_out)
 
 
