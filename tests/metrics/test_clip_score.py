@@ -99,3 +99,21 @@ def test_prompts_from_sidecars_json_or_lines(tmp_path):
 def test_not_a_clip_folder(tmp_path):
     with pytest.raises(T2VError, match="not a CLIP folder"):
         load_clip(tmp_path)
+
+
+def test_folder_without_tokenizer_uses_the_offline_clip_tokenizer(tmp_path):
+    tokenizer_module = pytest.importorskip("t2v.models.tokenizer")  # another area's; runs once merged
+    from transformers import CLIPConfig, CLIPModel
+
+    text = dict(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).save_pretrained(tmp_path)
+    scorer = load_clip(tmp_path)
+    tok = tokenizer_module.clip_tokenizer()
+    ids = tok(["a photo of a cat"], padding="max_length", max_length=77, truncation=True, return_tensors="pt")["input_ids"]
+    assert ids[0, :7].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
+    model = CLIPModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        ref = _features(model.get_text_features(input_ids=ids))
+    torch.testing.assert_close(scorer.text_embeddings(["a photo of a cat"]), ref / ref.norm(dim=-1, keepdim=True), rtol=1e-5, atol=1e-6)

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -118,7 +117,3 @@ def frechet_video_distance(
     fake = feature_statistics(fake_clips, extractor, config, device)
     return FVDResult(fvd_from_statistics(real, fake, config), real.n, fake.n)
 
-
-def gaussian_of_features(features: np.ndarray) -> RunningGaussian:
-    """Statistics of an in-memory (N, D) feature table (for tests and small sets)."""
-    return RunningGaussian().update(features)
