@@ -29,7 +29,8 @@ def video_model(tiny_sd, tmp_path_factory) -> Path:
 def clip_path(tmp_path_factory) -> Path:
     from t2v.data.video_io import write_video
 
-    return write_video(tmp_path_factory.mktemp("clip") / "blob.mp4", moving_blob(), 8)
+    # PNG frames, not H.264: libx264's output varies from run to run (threads), PNG is exact.
+    return write_video(tmp_path_factory.mktemp("clip") / "blob_frames", moving_blob(), 8)
 
 
 @pytest.fixture(scope="session")

@@ -108,8 +108,8 @@ def _load_unet(folder: Path, inflate_recipe: Optional[str]) -> Any:
         unet = inflate(load_unet2d(folder), inflate_recipe)
     elif cls == "UNet2DConditionModel":
         raise T2VError(
-            f"unet: {d} holds a 2D UNet2DConditionModel; expected {expected}: run "
-            f"`t2v inflate --from {folder} --recipe RECIPE --out DIR` first"
+            f"unet: {d} holds a 2D UNet2DConditionModel; expected a VideoUNet: run "
+            f"`t2v inflate --from {folder} --recipe RECIPE --out DIR` and pass DIR"
         )
     else:
         raise T2VError(f"unet: {d}/config.json names {cls or 'no _class_name'}; expected {expected}")
@@ -123,6 +123,7 @@ def _load_unet(folder: Path, inflate_recipe: Optional[str]) -> Any:
 
 def _load_text_encoder(folder: Path) -> Any:
     from transformers import CLIPTextModel
+    from transformers.utils import logging as hf_logging
 
     expected = "a transformers CLIPTextModel (config.json with model_type clip_text_model + model.safetensors)"
     d, cfg = _part_dir(folder, "text_encoder", "config.json", expected)
@@ -130,10 +131,15 @@ def _load_text_encoder(folder: Path) -> Any:
         raise T2VError(f"text_encoder: {d}/config.json has model_type {cfg.get('model_type')!r}; expected {expected}")
     if not _has_weights(d, _TEXT_WEIGHTS):
         raise T2VError(f"text_encoder: {d} has no weights; expected {expected}")
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise before a one-line error
     try:
         return CLIPTextModel.from_pretrained(d).eval()
     except Exception as exc:  # transformers raises OSError/ValueError/RuntimeError on broken files
         raise T2VError(f"text_encoder: cannot load {d} ({_first_line(exc)}); expected {expected}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _load_scheduler_config(folder: Path) -> tuple[dict[str, Any], str]:
@@ -206,9 +212,10 @@ def load_model_folder(
     tokenizer = load_tokenizer(folder)
     config, sampler = _load_scheduler_config(folder)
     vae = _load_vae(folder, unet.config.in_channels)
+    kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
     for m in (unet, text_encoder, vae):
         if m is not None:
             m.requires_grad_(False)
-            if device is not None or dtype is not None:
-                m.to(device=device, dtype=dtype)
+            if kwargs:
+                m.to(**kwargs)
     return ModelParts(folder, unet, text_encoder, tokenizer, config, sampler, vae)

@@ -31,6 +31,21 @@ def seeded_generators(seed: int, n: int) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(seed + i) for i in range(n)]
 
 
+def check_request(prompts: Sequence[str], num_frames: int = 1, num_inference_steps: int = 1,
+                  allow_empty_prompt: bool = False) -> None:
+    """The checks that need no model: non-empty prompts, num_frames >= 1, steps >= 1 (one-line T2VErrors)."""
+    if not prompts:
+        raise T2VError("no prompt given; pass at least one non-empty prompt")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or (not p.strip() and not allow_empty_prompt):
+            where = "" if len(prompts) == 1 else f" (prompt {i + 1} of {len(prompts)})"
+            raise T2VError(f"the prompt is empty{where}; describe the video to generate")
+    if num_frames < 1:
+        raise T2VError(f"num_frames must be at least 1, got {num_frames}")
+    if num_inference_steps < 1:
+        raise T2VError(f"steps must be at least 1, got {num_inference_steps}")
+
+
 class TextToVideoPipeline:
     """Sample videos from a text-conditioned video U-Net (pixel-space, or latent with a VAE).
 
@@ -69,9 +84,10 @@ class TextToVideoPipeline:
         return self.unet.dtype
 
     def to(self, device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None) -> "TextToVideoPipeline":
+        kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
         for m in (self.unet, self.text_encoder, self.vae):
-            if m is not None:
-                m.to(device=device, dtype=dtype)
+            if m is not None and kwargs:
+                m.to(**kwargs)
         return self
 
     @property
@@ -114,7 +130,7 @@ class TextToVideoPipeline:
         z = self.vae.encode(frames).latent_dist.mode()  # (B*F, C, h, w)
         shift = self.vae.config.get("shift_factor") or 0.0
         z = (z - shift) * self.vae.config.scaling_factor
-        return rearrange(z, "(b f) c h w -> b c f h w", b=b).to(self.dtype)
+        return rearrange(z, "(b f) c h w -> b c f h w", b=b).to(self.dtype).contiguous()
 
     @torch.no_grad()
     def decode_latents(self, latents: Tensor, decode_chunk_size: int = 8) -> Tensor:
@@ -144,22 +160,16 @@ class TextToVideoPipeline:
 
     # ------------------------------------------------------------------------------------------
     def check_inputs(self, prompts: Sequence[str], num_frames: int, height: int, width: int,
-                     num_inference_steps: int, scheduler: Optional[str]) -> None:
+                     num_inference_steps: int, scheduler: Optional[str], allow_empty_prompt: bool = False) -> None:
         """One-line T2VErrors for bad user input (before any model runs)."""
-        if not prompts:
-            raise T2VError("no prompt given; pass at least one non-empty prompt")
-        for i, p in enumerate(prompts):
-            if not isinstance(p, str) or not p.strip():
-                where = "" if len(prompts) == 1 else f" (prompt {i + 1} of {len(prompts)})"
-                raise T2VError(f"the prompt is empty{where}; describe the video to generate")
-        if num_frames < 1:
-            raise T2VError(f"num_frames must be at least 1, got {num_frames}")
+        check_request(prompts, num_frames, num_inference_steps, allow_empty_prompt)
         k = self.vae_factor
         for name, v in (("height", height), ("width", width)):
             if v < k or v % k:
-                raise T2VError(f"{name} {v} is not a positive multiple of {k} (this model's VAE downsamples by {k}); try {max(k, round(v / k) * k)}")
-        if num_inference_steps < 1:
-            raise T2VError(f"steps must be at least 1, got {num_inference_steps}")
+                raise T2VError(
+                    f"{name} {v} is not a positive multiple of {k} (this model's VAE downsamples by {k}); "
+                    f"try {max(k, round(v / k) * k)}"
+                )
         if scheduler is not None:
             make_scheduler(scheduler, self.scheduler_config)  # raises on an unknown name
 
@@ -180,6 +190,7 @@ class TextToVideoPipeline:
         progress: bool = True,
         latents: Optional[Tensor] = None,
         output_latents: bool = False,
+        allow_empty_prompt: bool = False,
     ) -> Tensor:
         """Sample one video per prompt -> float (B, C, F, H, W) in [-1, 1] (C = 3).
 
@@ -189,15 +200,16 @@ class TextToVideoPipeline:
         mixes eps(z) + g (eps(z, c) - eps(z)) in one batched forward; g = 1 runs the conditional model
         only. `latents` (B or 1, C, F, h, w) replaces the initial noise (editing from DDIM-inverted
         noise). `output_latents` returns the final latents instead of decoded pixels.
+        `allow_empty_prompt` lets "" through (the unconditional model, e.g. to check DDIM inversion).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if latents is not None:
             num_frames = latents.shape[2]
-            height = height or latents.shape[3] * self.vae_factor
-            width = width or latents.shape[4] * self.vae_factor
+            height = latents.shape[3] * self.vae_factor if height is None else height
+            width = latents.shape[4] * self.vae_factor if width is None else width
         dh, dw = self.default_size
-        height, width = height or dh, width or dw
-        self.check_inputs(prompts, num_frames, height, width, num_inference_steps, scheduler)
+        height, width = dh if height is None else height, dw if width is None else width
+        self.check_inputs(prompts, num_frames, height, width, num_inference_steps, scheduler, allow_empty_prompt)
         b, k = len(prompts), self.vae_factor
         shape = (b, self.channels, num_frames, height // k, width // k)  # (B, C, F, h, w)
 
@@ -216,7 +228,8 @@ class TextToVideoPipeline:
             if tuple(latents.shape[1:]) != shape[1:] or latents.shape[0] not in (1, b):
                 raise T2VError(f"initial latents have shape {tuple(latents.shape)}; expected {(b, *shape[1:])}")
             noise = latents.expand(b, *shape[1:])
-        noise = noise.to(device=self.device, dtype=torch.float32)
+        # Contiguous: a strided view (e.g. from a VAE encode) would pick other conv kernels, other bits.
+        noise = noise.to(device=self.device, dtype=torch.float32).contiguous()
 
         # 3. The reverse process with the chosen sampler (eps or v per the schedule's prediction_type).
         if fps is None and self.unet.recipe.fps_conditioning:

@@ -235,8 +235,7 @@ def load_tuned(tuned_dir: Union[str, Path], *, device: Union[str, torch.device, 
         for k, t in delta.items():
             expected[k].copy_(t)
     unet.requires_grad_(False)
-    if device is not None or dtype is not None:
-        pipe.to(device=device, dtype=dtype)
+    pipe.to(device=device, dtype=dtype)
     return pipe, rec
 
 
@@ -244,10 +243,15 @@ def load_tuned(tuned_dir: Union[str, Path], *, device: Union[str, torch.device, 
 # inversion and editing
 # ----------------------------------------------------------------------------------------------
 def _sha256(path: Path) -> str:
+    """Hash of a file's bytes, or of a frame folder's file names and bytes."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
 
 
@@ -262,8 +266,8 @@ def source_sampling(record: dict):
     return FrameSampling(**s)
 
 
-def source_clip(record: dict) -> Tensor:
-    """The tuning clip, sampled as during tuning -> float (C, F, H, W) in [-1, 1].
+def source_clip(record: dict) -> tuple[Tensor, float]:
+    """The tuning clip, sampled as during tuning -> (float (C, F, H, W) in [-1, 1], its frame rate).
 
     A random start offset is drawn from a generator seeded with the record's seed, so it is fixed.
     """
@@ -272,8 +276,9 @@ def source_clip(record: dict) -> Tensor:
 
     tuned_dir = Path(record.get("tuned_dir", "."))
     frames, fps = read_video(_resolve(record["video"], tuned_dir))
+    sampling = source_sampling(record)
     g = torch.Generator().manual_seed(int(record.get("seed") or 0))
-    return sample_clip(frames, fps, source_sampling(record), g)  # (C, F, H, W)
+    return sample_clip(frames, fps, sampling, g), sampling.output_fps(fps)  # (C, F, H, W), fps
 
 
 def inversion_meta(pipe: TextToVideoPipeline, record: dict, steps: int) -> dict[str, Any]:
@@ -320,7 +325,7 @@ def invert_source(pipe: TextToVideoPipeline, record: dict, steps: int, *, cache:
             return load_inversion(path, meta).to(pipe.device)
         except T2VError as exc:
             log.warning("%s; recomputing", exc)
-    video = source_clip(record)[None]  # (1, C, F, H, W)
+    video = source_clip(record)[0][None]  # (1, C, F, H, W)
     latents = pipe.encode_video(video).float()  # (1, C, F, h, w)
     empty = pipe.encode_text([""])  # (1, L, D)
     noise = ddim_invert(
@@ -341,7 +346,7 @@ def edit(
     record: dict,
     prompts: Sequence[str],
     steps: int = 50,
-    guidance: float = 7.5,
+    guidance: float = 12.5,
     *,
     negative_prompt: Optional[str] = None,
     latents: Optional[Tensor] = None,
@@ -351,8 +356,8 @@ def edit(
 ) -> list[Tensor]:
     """Edited videos, one per prompt, each float (C, F, H, W) in [-1, 1].
 
-    Each prompt is sampled with DDIM (eta = 0, `steps` steps, guidance `guidance`) from the source
-    clip's inverted noise (`latents`, or `invert_source` with the cache).
+    Each prompt is sampled with DDIM (eta = 0, `steps` steps, guidance `guidance`; Tune-A-Video
+    uses 12.5) from the source clip's inverted noise (`latents`, or `invert_source` with the cache).
     """
     prompts = list(prompts)
     if not prompts:
