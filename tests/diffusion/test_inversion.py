@@ -84,7 +84,7 @@ def test_intermediates():
                              progress=False)
     assert len(path) == 8 and path[0] is x0 and path[-1] is last
     assert torch.equal(last, ddim_invert(model, SCHEDULE, x0, cond={}, num_inference_steps=7, progress=False))
-    with pytest.raises(T2VError, match="at least 1"):
+    with pytest.raises(T2VError, match="between 1 and the model's 1000"):
         ddim_invert(model, SCHEDULE, x0, cond={}, num_inference_steps=0)
 
 

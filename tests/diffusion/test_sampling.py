@@ -99,8 +99,9 @@ def test_given_latents_replace_the_noise():
 def test_bad_arguments():
     model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), MU, S, "epsilon")
     sch = make_scheduler("ddim", SCHEDULE)
-    with pytest.raises(T2VError, match="steps must be at least 1"):
-        sample(model, sch, shape=SHAPE, cond={}, num_inference_steps=0, progress=False)
+    for steps in (0, 1001):
+        with pytest.raises(T2VError, match="steps must be between 1 and the model's 1000 training steps"):
+            sample(model, sch, shape=SHAPE, cond={}, num_inference_steps=steps, progress=False)
     with pytest.raises(T2VError, match="initial latents have shape"):
         sample(model, sch, shape=SHAPE, cond={}, num_inference_steps=2, latents=torch.zeros(1, 4, 4, 16, 16),
                progress=False)

@@ -14,6 +14,7 @@ sampling step (same pair of noise levels), which is what makes invert-then-sampl
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -40,11 +41,17 @@ def inverse_scheduler(
 ) -> DDIMInverseScheduler:
     """A `DDIMInverseScheduler` whose steps mirror those of DDIM sampling with the same config."""
     ddim = make_scheduler("ddim", config_or_scheduler)
+    n_train = ddim.config.num_train_timesteps
+    if not 1 <= num_inference_steps <= n_train:
+        raise T2VError(
+            f"inversion steps must be between 1 and the model's {n_train} training steps, got {num_inference_steps}"
+        )
     ddim.set_timesteps(num_inference_steps, device=device)
     spacing = ddim.config.timestep_spacing
-    inverse = DDIMInverseScheduler.from_config(
-        ddim.config, timestep_spacing=spacing if spacing in ("leading", "trailing") else "leading"
-    )
+    accepted = inspect.signature(DDIMInverseScheduler.__init__).parameters  # drop other samplers' keys
+    config = {k: v for k, v in ddim.config.items() if k in accepted}
+    config["timestep_spacing"] = spacing if spacing in ("leading", "trailing") else "leading"
+    inverse = DDIMInverseScheduler.from_config(config)
     inverse.set_timesteps(num_inference_steps, device=device)
     inverse.timesteps = ddim.timesteps.flip(0)  # ascending: the sampler's steps, last one first
     # The first inverse step starts where DDIM sampling ends: both use set_alpha_to_one of one config.
@@ -83,8 +90,6 @@ def ddim_invert(
     the trajectory [x_0, x_t1, ..., x_T] (n + 1 tensors). Sample back with
     `sample(..., scheduler=make_scheduler("ddim", same config), latents=x_T)` and the same steps.
     """
-    if num_inference_steps < 1:
-        raise T2VError(f"inversion steps must be at least 1, got {num_inference_steps}")
     inverse = inverse_scheduler(scheduler, num_inference_steps, device=latents.device)
     x = latents
     trajectory = [x]

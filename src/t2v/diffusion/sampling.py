@@ -47,8 +47,9 @@ def sample(
     bit-identical samples. `step_kwargs` go to `scheduler.step` (e.g. {"eta": 0.5} for DDIM).
     The scheduler's state is reset by `set_timesteps`, so one scheduler can be reused.
     """
-    if num_inference_steps < 1:
-        raise T2VError(f"steps must be at least 1, got {num_inference_steps}")
+    n_train = scheduler.config.num_train_timesteps
+    if not 1 <= num_inference_steps <= n_train:
+        raise T2VError(f"steps must be between 1 and the model's {n_train} training steps, got {num_inference_steps}")
     shape = tuple(shape)
     if latents is not None:
         if tuple(latents.shape) != shape:
