@@ -197,3 +197,11 @@ def test_real_clip_goes_through_invert_source(assets, tmp_path):
     fresh = pipe([""], num_frames=6, height=32, width=32, **kw)
     z0 = pipe.encode_video(clip[None])
     assert _rmse(fresh, z0) > 5 * _rmse(back, z0), (_rmse(back, z0), _rmse(fresh, z0))
+
+
+def test_clip_shorter_than_frames_times_stride_is_one_line_error(tuned_dir):
+    pipe, record = load_tuned(tuned_dir)
+    record = dict(record, sampling=dict(record["sampling"], num_frames=8, sample_stride=2))  # needs 15 of 12 frames
+    with pytest.raises(T2VError, match="clip has 12 frames; 8 frames every 2 need 15") as e:
+        tav.invert_source(pipe, record, 2, progress=False)
+    assert "\n" not in str(e.value)
