@@ -79,7 +79,7 @@ def test_set_overrides_parse_yaml_values(tmp_path):
     [("data.batch_size=two", "'data.batch_size' must be an integer"),
      ("optim.lr=fast", "'optim.lr' must be a number"),
      ("stage=audio", "stage must be one of"),
-     ("model.unet=3", "'model.unet' is a section"),
+     ("model.unet=3", "'model.unet' must be a section"),
      ("data.caption_dropout=1.5", "caption_dropout must be in [0, 1)"),
      ("model.recipe=vdm", "image stage trains a 2D U-Net"),
      ("optim", "--set takes key.sub=value")],

@@ -263,9 +263,27 @@ def _dataclass_of(tp: Any) -> Optional[type]:
     return None
 
 
+# Names of the diffusers example scripts' options, which difflib cannot relate to ours.
+ALIASES = {
+    "learning_rate": "optim.lr",
+    "lr_warmup_steps": "optim.warmup_steps",
+    "lr_scheduler": "optim.schedule",
+    "adam_weight_decay": "optim.weight_decay",
+    "max_train_steps": "max_steps",
+    "train_batch_size": "data.batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation",
+    "checkpointing_steps": "checkpoint.every",
+    "checkpoints_total_limit": "checkpoint.keep",
+    "pretrained_model_name_or_path": "model.pretrained",
+    "use_ema": "ema.enabled",
+}
+
+
 def unknown_key_error(key: str) -> T2VError:
     """`unknown config key 'optim.lrr'; did you mean 'optim.lr'?` (nearest valid key by difflib)."""
     valid = _keys(TrainConfig)
+    if key.rsplit(".", 1)[-1] in ALIASES:
+        return T2VError(f"unknown config key {key!r}; did you mean {ALIASES[key.rsplit('.', 1)[-1]]!r}?")
     near = difflib.get_close_matches(key, valid, n=1, cutoff=0.0)
     # Prefer a key in the same section when one is close enough.
     section = key.rsplit(".", 1)[0] + "." if "." in key else ""
@@ -278,6 +296,8 @@ def _type_name(tp: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
     if tp in names:
         return names[tp]
+    if dataclasses.is_dataclass(tp):
+        return "a section (a mapping of keys to values)"
     origin = typing.get_origin(tp)
     if origin is tuple:
         return "a list"
@@ -294,6 +314,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        sub = _dataclass_of(tp)
+        if sub is not None and isinstance(value, dict):
+            return _build(sub, value, key + ".")  # a section: its own errors (unknown keys) surface
         for arg in args:
             if arg is type(None):
                 continue
@@ -305,7 +328,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     sub = _dataclass_of(tp)
     if sub is not None:
         if not isinstance(value, dict):
-            raise T2VError(f"config key {key!r} is a section: give it as a mapping of keys to values; got {value!r}")
+            raise T2VError(f"config key {key!r} must be {_type_name(sub)}; got {value!r}")
         return _build(sub, value, key + ".")
     if origin is tuple:
         (item, *_rest) = typing.get_args(tp)

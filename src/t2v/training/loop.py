@@ -89,7 +89,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         raise T2VError("mixed_precision fp16 needs a GPU; use 'bf16' or 'no' on a CPU")
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(c.mixed_precision, torch.float32)
 
-    with _logging_to(out, main):
+    with _logging_to(out, main), _reset_accelerate_state_after():
         if not resume and complete_checkpoints(ckpt_dir):
             raise T2VError(f"{out} already has checkpoints (last: {complete_checkpoints(ckpt_dir)[-1][1].name}); pass --resume to continue or choose another output_dir")
 
@@ -224,7 +224,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         if os.environ.get(DUMP_ENV):
             _dump_weights(Path(os.environ[DUMP_ENV]), accelerator, unet, parts)
         skipped, summary = skip_summary(dataset)
-        if skipped:
+        if skipped > reported_skips:
             log.warning(summary)
         output = None
         if main:
@@ -331,6 +331,20 @@ def _tensorboard(logdir: Path) -> Any:
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(logdir))
+
+
+@contextlib.contextmanager
+def _reset_accelerate_state_after() -> Iterator[None]:
+    """accelerate keeps one process-wide state whose precision cannot change; forget it when the run
+    ends, so that a later `train` in the same process (a notebook, the tests) may choose another. The
+    process group (PartialState) stays."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    try:
+        yield
+    finally:
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
 
 
 class _TqdmHandler(logging.Handler):

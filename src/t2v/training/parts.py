@@ -249,4 +249,6 @@ def encode_pixels(vae: Optional[AutoencoderKL], video: torch.Tensor, generator: 
     z = vae.encode(frames).latent_dist.sample(generator=generator)  # (B*F, C, h, w)
     scale, shift = latent_scale(vae)
     z = (z.float() - shift) * scale
-    return rearrange(z, "(b f) c h w -> b c f h w", b=b)
+    # Contiguous: the VAE returns channels-last-strided latents, and a video-ldm VideoUNet's backward on
+    # such an input segfaults in torch 2.13 on CPU (reported; the loop never feeds it one).
+    return rearrange(z, "(b f) c h w -> b c f h w", b=b).contiguous()
