@@ -103,6 +103,10 @@ def test_cli_unknown_key_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:") and "did you mean 'optim.lr'" in lines[0], r.stderr
 
 
-def test_cli_missing_config_file(tmp_path):
-    r = run_t2v("train", str(tmp_path / "nope.yaml"))
-    assert r.returncode == 2 and "config file not found" in r.stderr and "Traceback" not in r.stderr
+def test_missing_or_broken_config_file(tmp_path):
+    with pytest.raises(T2VError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: image\nmodel: [unclosed\n")
+    with pytest.raises(T2VError, match="not valid YAML at line"):
+        load_config(bad)

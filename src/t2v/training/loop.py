@@ -114,8 +114,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             unet, text_encoder, optimizer, lr_scheduler = accelerator.prepare(parts.unet, parts.text_encoder, optimizer, lr_scheduler)
         else:
             unet, optimizer, lr_scheduler = accelerator.prepare(parts.unet, optimizer, lr_scheduler)
-            text_encoder = parts.text_encoder.to(device, dtype=weight_dtype).eval()
-        vae = parts.vae.to(device, dtype=weight_dtype) if parts.vae is not None else None
+            text_encoder = _to(parts.text_encoder, device, weight_dtype).eval()
+        vae = _to(parts.vae, device, weight_dtype) if parts.vae is not None else None
         ema = EMAModel(params, decay=c.ema.decay, update_after_step=c.ema.update_after_step) if c.ema.enabled else None
         if ema is not None:
             accelerator.register_for_checkpointing(ema)
@@ -250,6 +250,11 @@ def _no_accelerator_device() -> bool:
     checks = ("is_cuda_available", "is_xpu_available", "is_npu_available", "is_mlu_available", "is_musa_available",
               "is_hpu_available", "is_neuron_available", "is_mps_available")
     return not any(getattr(au, name)() for name in checks if hasattr(au, name))
+
+
+def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """A frozen module on the device, in the mixed-precision dtype (fp32 modules are not cast)."""
+    return module.to(device) if dtype == torch.float32 else module.to(device, dtype=dtype)
 
 
 def _stop_on_bad_value(what: str, value: float, step: int, ckpt_dir: Path) -> None:
