@@ -110,3 +110,21 @@ def test_missing_or_broken_config_file(tmp_path):
     bad.write_text("stage: image\nmodel: [unclosed\n")
     with pytest.raises(T2VError, match="not valid YAML at line"):
         load_config(bad)
+
+
+@pytest.mark.slow
+def test_shapes_presets_run_end_to_end(tmp_path):
+    # The two ShapesWorld presets as shipped (their real model sizes), a couple of small steps each:
+    # the video stage starts from the image stage's output folder.
+    from t2v.pipelines import TextToVideoPipeline
+    from t2v.training.loop import train
+
+    small = ["max_steps=2", "data.batch_size=2", "checkpoint.every=0", "logging.sample_every=0", "logging.progress=false"]
+    image = train(load_config(ROOT / "configs" / "shapes_image.yaml", small + [f"output_dir={tmp_path / 'image'}"]))
+    video = train(load_config(ROOT / "configs" / "shapes_video.yaml",
+                              small + [f"output_dir={tmp_path / 'video'}", f"model.pretrained={image.output}"]))
+    pipe = TextToVideoPipeline.from_pretrained(video.output)
+    assert pipe.unet.recipe.name == "make-a-video" and pipe.vae is None
+    assert pipe.tokenizer.model_max_length == 16 and pipe.default_size == (32, 32)
+    clip = pipe(["a red circle moving right"], num_frames=8, num_inference_steps=2, progress=False)
+    assert clip.shape == (1, 3, 8, 32, 32)

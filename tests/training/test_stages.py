@@ -170,3 +170,10 @@ def test_bf16_autocast_on_cpu(tmp_path):
     result = train(tiny_config(tmp_path / "run", max_steps=2, mixed_precision="bf16", **{"checkpoint.every": 0}))
     assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
     assert load_unet2d(result.output).dtype == torch.float32  # master weights and the saved model stay fp32
+
+
+def test_fp16_on_a_cpu_is_a_one_line_error(tmp_path):
+    from t2v.errors import T2VError
+
+    with pytest.raises(T2VError, match="fp16 needs a GPU"):
+        train(tiny_config(tmp_path / "run", mixed_precision="fp16"))

@@ -77,16 +77,17 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
     # 1. Processes, precision, gradient accumulation (VDM's masked image samples leave the temporal
     #    layers without gradient in some steps: DDP must then look for unused parameters).
+    cpu_only = _no_accelerator_device()
+    if c.mixed_precision == "fp16" and cpu_only:
+        raise T2VError("mixed_precision fp16 needs a GPU; use 'bf16' or 'no' on a CPU")
     try:
         accelerator = Accelerator(
-            cpu=_no_accelerator_device(), mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.gradient_accumulation,
+            cpu=cpu_only, mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.gradient_accumulation,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=c.data.image_fraction > 0)],
         )
     except ValueError as exc:
-        raise T2VError(f"mixed_precision {c.mixed_precision!r} is not available here ({exc}); use 'no' or 'bf16'") from None
+        raise T2VError(f"mixed_precision {c.mixed_precision!r} is not available here ({str(exc).splitlines()[0]}); use 'no'") from None
     main, device, rank = accelerator.is_main_process, accelerator.device, accelerator.process_index
-    if c.mixed_precision == "fp16" and device.type == "cpu":
-        raise T2VError("mixed_precision fp16 needs a GPU; use 'bf16' or 'no' on a CPU")
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(c.mixed_precision, torch.float32)
 
     with _logging_to(out, main), _reset_accelerate_state_after():
