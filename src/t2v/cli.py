@@ -31,10 +31,6 @@ app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 
 
-def _not_yet(what: str, issue: int) -> None:
-    raise T2VError(f"`t2v {what}` is not available yet in this version (planned in issue {issue}).")
-
-
 # --------------------------------------------------------------------------------------------
 # generate (issue 5)
 # --------------------------------------------------------------------------------------------
@@ -117,7 +113,7 @@ def train(
 
 
 # --------------------------------------------------------------------------------------------
-# tune / edit (issue 5)
+# tune (the training loop, issue 6) / edit (the Tune-A-Video pipeline, issue 5)
 # --------------------------------------------------------------------------------------------
 @app.command(help="Tune-A-Video: one-shot tuning of a text-to-image model on one text-video pair; writes a tuned folder for `t2v edit`.")
 def tune(
