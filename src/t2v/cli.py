@@ -47,8 +47,8 @@ def generate(
     height: Optional[int] = typer.Option(None, "--height", help="Height in pixels (default: the model's size)."),
     width: Optional[int] = typer.Option(None, "--width", help="Width in pixels (default: the model's size)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the video (and Make-A-Video's fps conditioning). Default 8."),
-    steps: int = typer.Option(50, "--steps", help="Sampling steps."),
-    guidance: float = typer.Option(7.5, "--guidance", help="Classifier-free guidance scale (1 = none)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's, else 50)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale, 1 = none (default: the model's, else 7.5)."),
     seed: int = typer.Option(0, "--seed", help="Seed; video i of --prompts uses seed + i."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer away from (replaces the empty prompt of guidance)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
@@ -75,7 +75,7 @@ def generate(
             raise T2VError(f"with --prompts, --out is a folder for the videos; got the file name {out}")
     else:
         prompts = [prompt]
-    check_request(prompts, num_frames, steps)
+    check_request(prompts, num_frames, steps if steps is not None else 1)
     if scheduler is not None:
         make_scheduler(scheduler)
     if fps is not None and fps <= 0:
