@@ -43,8 +43,8 @@ def generate(
     height: Optional[int] = typer.Option(None, "--height", help="Height in pixels (default: the model's size)."),
     width: Optional[int] = typer.Option(None, "--width", help="Width in pixels (default: the model's size)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the video (and Make-A-Video's fps conditioning). Default 8."),
-    steps: int = typer.Option(50, "--steps", help="Sampling steps."),
-    guidance: float = typer.Option(7.5, "--guidance", help="Classifier-free guidance scale (1 = none)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's, else 50)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale, 1 = none (default: the model's, else 7.5)."),
     seed: int = typer.Option(0, "--seed", help="Seed; video i of --prompts uses seed + i."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer away from (replaces the empty prompt of guidance)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
@@ -71,7 +71,7 @@ def generate(
             raise T2VError(f"with --prompts, --out is a folder for the videos; got the file name {out}")
     else:
         prompts = [prompt]
-    check_request(prompts, num_frames, steps)
+    check_request(prompts, num_frames, steps if steps is not None else 1)
     if scheduler is not None:
         make_scheduler(scheduler)
     if fps is not None and fps <= 0:
@@ -400,6 +400,55 @@ def eval_consistency(
     json_out: Optional[Path] = _JSON,
 ) -> None:
     _eval_clip("consistency", fake, real, clip, None, frames, stride, skip_short, device, json_out)
+
+
+@eval_app.command("shapes", help="The ShapesWorld oracle: generate every combination (88 held-in + 8 held-out) for N seeds, read color/shape/direction back.")
+def eval_shapes(
+    model: Optional[Path] = typer.Option(None, "--model", help="model folder (default: the embedded default model)"),
+    seeds: int = typer.Option(4, "--seeds", help="seeds per combination"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="sampling steps (default: the model's generation defaults)"),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)"),
+    num_frames: int = typer.Option(16, "--num-frames", help="frames per clip"),
+    image_only: bool = typer.Option(False, "--image-only", help="skip the temporal layers: the image model frame by frame (the ablation)"),
+    batch_size: int = typer.Option(8, "--batch-size", help="clips sampled together"),
+    seed: int = typer.Option(0, "--seed", help="clip j of the evaluation uses generator seed SEED + j"),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)"),
+    json_out: Optional[Path] = _JSON,
+) -> None:
+    import json
+
+    from rich.table import Table
+    from tqdm import tqdm
+
+    from t2v.metrics.shapes_eval import METRICS, evaluate_shapes, report
+    from t2v.pipelines import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(model, device=device)
+    defaults = pipe.generation_defaults
+    steps = steps if steps is not None else defaults["num_inference_steps"]
+    guidance = guidance if guidance is not None else defaults["guidance_scale"]
+
+    def generate(prompts: list[str], first_seed: int):
+        return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,
+                    scheduler=scheduler, progress=False, image_only=image_only)
+
+    with tqdm(total=96 * seeds, desc="shapes", unit="clip", file=sys.stderr, leave=False, disable=None) as bar:
+        scores, clips = evaluate_shapes(generate, seeds=seeds, batch_size=batch_size, base_seed=seed, progress=bar.update)
+    title = f"ShapesWorld oracle ({'image-only ablation' if image_only else 'video model'}, {seeds} seeds, {steps} steps, guidance {guidance:g})"
+    table = Table(title=title)
+    for col in ("set", "clips", *METRICS):
+        table.add_column(col.replace("_", "-"), justify="left" if col == "set" else "right")
+    for group in ("held_in", "held_out", "all"):
+        g = scores[group]
+        table.add_row(group.replace("_", "-"), str(g["n"]), *(f"{100 * g[m]:.1f}%" for m in METRICS))
+    Console().print(table)
+    if json_out is not None:
+        settings = {"model": str(model) if model else "default", "seeds": seeds, "steps": steps, "guidance": guidance,
+                    "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report(scores, clips, settings), indent=2) + "\n")
+        Console().print(f"report written to {json_out}")
 
 
 # --------------------------------------------------------------------------------------------
