@@ -102,17 +102,49 @@ def generate(
 # --------------------------------------------------------------------------------------------
 # train (issue 6)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Train a stage (image, video, vae-decoder) from a YAML config. [dim](issue 6: not yet available)[/dim]")
-def train(config: Optional[Path] = typer.Argument(None)) -> None:
-    _not_yet("train", 6)
+@app.command(help="Train a stage (image, video or tune) from a YAML config (see configs/); also under `accelerate launch`.")
+def train(
+    config: Path = typer.Argument(..., help="YAML preset, e.g. configs/shapes_image.yaml."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config value: --set optim.lr=3e-4 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint in output_dir/checkpoints."),
+) -> None:
+    from t2v.training.config import load_config
+    from t2v.training.loop import train as run_training
+
+    result = run_training(load_config(config, set_ or []), resume=resume)
+    if result.output is not None:
+        print(result.output)
 
 
 # --------------------------------------------------------------------------------------------
 # tune / edit (issue 5)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Tune-A-Video: one-shot tuning of a text-to-image model on one text-video pair. [dim](issue 5: not yet available)[/dim]")
-def tune() -> None:
-    _not_yet("tune", 5)
+@app.command(help="Tune-A-Video: one-shot tuning of a text-to-image model on one text-video pair; writes a tuned folder for `t2v edit`.")
+def tune(
+    model: Path = typer.Option(..., "--model", help="Stable Diffusion folder (unet/, text_encoder/, tokenizer/, scheduler/, vae/)."),
+    video: Path = typer.Option(..., "--video", help="The clip to tune on."),
+    prompt: str = typer.Option(..., "--prompt", help="Its caption, e.g. 'a man is skiing'."),
+    steps: int = typer.Option(..., "--steps", help="Optimizer steps (the paper: 500)."),
+    out: Path = typer.Option(..., "--out", help="Tuned folder: unet_delta.safetensors + tune.json (+ logs/)."),
+    lr: float = typer.Option(3e-5, "--lr", help="AdamW learning rate."),
+    num_frames: int = typer.Option(24, "--num-frames", help="Frames taken from the clip."),
+    stride: int = typer.Option(1, "--stride", help="Keep every n-th frame (the paper's sample_frame_rate)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Default: the model's native size."),
+    width: Optional[int] = typer.Option(None, "--width", help="Default: the model's native size."),
+    lora: Optional[int] = typer.Option(None, "--lora", help="Train peft LoRA adapters of this rank on to_q instead of to_q itself."),
+    seed: int = typer.Option(0, "--seed"),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, fp16 (GPU) or bf16."),
+    gradient_checkpointing: bool = typer.Option(True, "--gradient-checkpointing/--no-gradient-checkpointing"),
+) -> None:
+    from t2v.training.loop import train as run_training
+    from t2v.training.tune import tune_config
+
+    config = tune_config(model, video, prompt, steps, out, lr=lr, num_frames=num_frames, stride=stride, height=height,
+                         width=width, lora_rank=lora, seed=seed, mixed_precision=mixed_precision,
+                         gradient_checkpointing=gradient_checkpointing)
+    result = run_training(config)
+    if result.output is not None:
+        print(result.output)
 
 
 @app.command(help="Tune-A-Video: edit a tuned video with new prompts (DDIM inversion + sampling); writes one video per prompt and a side-by-side comparison.")

@@ -11,6 +11,18 @@ from pipeline_helpers import make_record, moving_blob, perturb_
 from sd_fixture import make_tiny_sd
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine spinning
+    OpenMP threads made these tests ~6x slower (measured 275 s vs 42 s under load); restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> Path:
     """Latent tiny SD folder: 4-channel 8x8 latents, VAE factor 2 (16x16 pixels), 2D U-Net."""
