@@ -98,3 +98,17 @@ def test_generation_defaults_come_from_the_folder(pipe):
     defaults = pipe.generation_defaults
     assert defaults["num_inference_steps"] == recorded["num_inference_steps"]
     assert defaults["guidance_scale"] == recorded["guidance_scale"]
+
+
+@pytest.mark.parametrize("name,stage,recipe", [("2_image", "image", None), ("3_video", "video", "video-ldm")])
+def test_presets_load_and_describe_the_shipped_architecture(name, stage, recipe):
+    from pathlib import Path
+
+    from t2v.training.config import load_config
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "default_model" / f"{name}.yaml")
+    assert (config.stage, config.model.recipe) == (stage, recipe)
+    if stage == "image":
+        unet = json.loads((default_model_dir() / "unet" / "config.json").read_text())["unet2d"]
+        assert list(config.model.unet.block_out_channels) == unet["block_out_channels"]
+        assert config.model.text_encoder.max_length == 16
