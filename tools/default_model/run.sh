@@ -13,5 +13,7 @@ cp -r $DM/vae_dec $DM/vae_final
 python $T/train_image.py 20                             # 2a. text-to-image on single frames, 20 min (lr 1e-3)
 cp -r $DM/image $DM/image_stage1
 python $T/train_image2.py 8.5                           # 2b. continued, 8.5 min (lr 8e-4)
-python $T/train_video.py 20 2                           # 3.  video-ldm inflation, temporal layers + alphas only, 20 min
-STEPS=15 G=4 python $T/assemble.py $DM/video/unet src/t2v/assets/default_model fp16
+python $T/train_video.py 15 2                           # 3a. video-ldm inflation, temporal layers + alphas only (min-SNR v loss, lr 5e-4), stopped at 15 min
+python $T/train_video2.py 4 2 2e-3                      # 3b. same parameters, plain v loss, lr 2e-3, stopped at ~4 min
+python $T/train_video3.py 11 2 1e-3                     # 3c. + spatial cross-attention (attn2), 11 min
+STEPS=15 G=4 python $T/assemble.py $DM/video3/unet src/t2v/assets/default_model fp16
