@@ -38,9 +38,65 @@ def _not_yet(what: str, issue: int) -> None:
 # --------------------------------------------------------------------------------------------
 # generate (issue 5)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Generate a video from a text prompt. [dim](issue 5: not yet available)[/dim]")
-def generate(prompt: Optional[str] = typer.Argument(None)) -> None:
-    _not_yet("generate", 5)
+@app.command(help="Generate a video from a text prompt (or one per line of --prompts FILE) and print where it was written.")
+def generate(
+    prompt: Optional[str] = typer.Argument(None, help="What the video shows."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model folder (unet/, text_encoder/, scheduler/, vae/). Default: the embedded model."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="FILE.mp4 / .gif / .webm, or a folder (default: outputs/). With --prompts, a folder."),
+    num_frames: int = typer.Option(16, "--num-frames", help="Frames per video."),
+    height: Optional[int] = typer.Option(None, "--height", help="Height in pixels (default: the model's size)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Width in pixels (default: the model's size)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the video (and Make-A-Video's fps conditioning). Default 8."),
+    steps: int = typer.Option(50, "--steps", help="Sampling steps."),
+    guidance: float = typer.Option(7.5, "--guidance", help="Classifier-free guidance scale (1 = none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed; video i of --prompts uses seed + i."),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer away from (replaces the empty prompt of guidance)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts", help="Text file, one prompt a line: one video each, written into --out as a folder."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
+) -> None:
+    import torch
+
+    from t2v.diffusion.schedulers import make_scheduler
+    from t2v.data.video_io import write_video
+    from t2v.pipelines.naming import is_video_file, video_name
+    from t2v.pipelines.text_to_video import DEFAULT_FPS, TextToVideoPipeline, check_request
+
+    # 1. Everything that needs no model, so that a typo fails fast.
+    if (prompt is None) == (prompts_file is None):
+        raise T2VError("give either a PROMPT or --prompts FILE (one prompt a line)")
+    if prompts_file is not None:
+        if not prompts_file.is_file():
+            raise T2VError(f"--prompts {prompts_file} is not a file; give a text file with one prompt a line")
+        prompts = [line.strip() for line in prompts_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not prompts:
+            raise T2VError(f"--prompts {prompts_file} has no prompts; write one prompt a line")
+        if out is not None and is_video_file(out):
+            raise T2VError(f"with --prompts, --out is a folder for the videos; got the file name {out}")
+    else:
+        prompts = [prompt]
+    check_request(prompts, num_frames, steps)
+    if scheduler is not None:
+        make_scheduler(scheduler)
+    if fps is not None and fps <= 0:
+        raise T2VError(f"--fps must be positive, got {fps}")
+
+    # 2. The model, then one video per prompt (video i seeded seed + i, as in a batch).
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = TextToVideoPipeline.from_pretrained(model, device=device)
+    for i, p in enumerate(prompts):
+        video = pipe(
+            [p], negative_prompt=negative_prompt, num_frames=num_frames, height=height, width=width, fps=fps,
+            num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, scheduler=scheduler,
+        )  # (1, C, F, H, W)
+        if prompts_file is not None:
+            path = (out or Path("outputs")) / video_name(p, i)
+        elif out is not None and is_video_file(out):
+            path = out
+        else:
+            path = (out or Path("outputs")) / video_name(p)
+        write_video(path, video[0], fps or DEFAULT_FPS)
+        print(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,9 +115,45 @@ def tune() -> None:
     _not_yet("tune", 5)
 
 
-@app.command(help="Tune-A-Video: edit a tuned video with new prompts (DDIM inversion + sampling). [dim](issue 5: not yet available)[/dim]")
-def edit() -> None:
-    _not_yet("edit", 5)
+@app.command(help="Tune-A-Video: edit a tuned video with new prompts (DDIM inversion + sampling); writes one video per prompt and a side-by-side comparison.")
+def edit(
+    tuned: Optional[Path] = typer.Option(None, "--tuned", help="Folder written by `t2v tune` (tune.json + unet_delta.safetensors)."),
+    prompts: Optional[list[str]] = typer.Option(None, "--prompt", help="Edited prompt; repeat for several edits."),
+    steps: int = typer.Option(50, "--steps", help="DDIM steps of inversion and sampling (the inversion is cached per step count)."),
+    guidance: float = typer.Option(12.5, "--guidance", help="Classifier-free guidance scale of the edits (Tune-A-Video uses 12.5)."),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer the edits away from."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the videos (default: outputs/edit-NAME)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the written videos (default: the sampled source clip's)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+) -> None:
+    import torch
+
+    from t2v.data.video_io import write_video
+    from t2v.pipelines.comparison import side_by_side
+    from t2v.pipelines.naming import video_name
+    from t2v.pipelines.text_to_video import check_request
+    from t2v.pipelines.tune_a_video import edit as edit_videos
+    from t2v.pipelines.tune_a_video import load_tuned, read_record, source_clip
+
+    if tuned is None:
+        raise T2VError("pass --tuned DIR, a folder written by `t2v tune`")
+    if not prompts:
+        raise T2VError("pass at least one --prompt with the edited description")
+    check_request(prompts, 1, steps)
+    if fps is not None and fps <= 0:
+        raise T2VError(f"--fps must be positive, got {fps}")
+    read_record(tuned)  # a wrong folder fails before the model loads
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe, record = load_tuned(tuned, device=device)
+    source, source_fps = source_clip(record)  # (C, F, H, W)
+    videos = edit_videos(pipe, record, prompts, steps, guidance, negative_prompt=negative_prompt)
+    out = out or Path("outputs") / f"edit-{tuned.resolve().name}"
+    rate = fps or source_fps
+    for i, (p, v) in enumerate(zip(prompts, videos)):
+        print(write_video(out / video_name(p, i), v, rate))
+    row = side_by_side([source, *videos], [f"source: {record['prompt']}", *prompts])
+    print(write_video(out / "comparison.mp4", row, rate))
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_cli_inflates_a_tiny_sd_folder(tiny_sd, unet2d, tmp_path):
     res = runner.invoke(app, ["inflate", "--from", str(tiny_sd), "--recipe", "video-ldm", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert str(out) in res.output
-    assert {p.name for p in out.iterdir()} == {"unet", "text_encoder", "scheduler", "vae", "model_index.json"}
+    assert {p.name for p in out.iterdir()} == {"unet", "text_encoder", "tokenizer", "scheduler", "vae", "model_index.json"}
     index = json.loads((out / "model_index.json").read_text())
     assert index["unet"] == ["t2v.models", "VideoUNet"] and index["_t2v_recipe"] == "video-ldm"
     assert index["text_encoder"] == ["transformers", "CLIPTextModel"]

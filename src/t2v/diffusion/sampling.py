@@ -1,0 +1,73 @@
+"""The sampling loop: noise -> data with any diffusers scheduler and classifier-free guidance.
+
+One loop serves DDIM, DPM-Solver++, Euler and DDPM: the scheduler owns the update rule, the loop only
+(1) scales the initial noise by `init_noise_sigma` (1 for variance-preserving samplers, sigma_max for
+Euler's variance-exploding parameterisation), (2) lets the scheduler rescale the network input
+(`scale_model_input`), (3) asks the network for a guided prediction and (4) takes the scheduler's step,
+passing the generator so that stochastic samplers (DDPM, DDIM with eta > 0) are seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from t2v.diffusion.denoiser import ModelFn
+from t2v.diffusion.guidance import guided_prediction
+from t2v.errors import T2VError
+
+
+@torch.no_grad()
+def sample(
+    model_fn: ModelFn,
+    scheduler: SchedulerMixin,
+    *,
+    shape: Sequence[int],
+    cond: Mapping[str, Any],
+    uncond: Mapping[str, Any] | None = None,
+    guidance_scale: float = 1.0,
+    num_inference_steps: int = 50,
+    generator: torch.Generator | None = None,
+    latents: Tensor | None = None,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    step_kwargs: Mapping[str, Any] | None = None,
+) -> Tensor:
+    """Draw samples of `shape` (B, C, F, H, W) -> Tensor (B, C, F, H, W).
+
+    `latents` replaces the initial Gaussian noise (e.g. DDIM-inverted latents for editing); it is
+    scaled by `init_noise_sigma` like fresh noise. The same generator state and inputs give
+    bit-identical samples. `step_kwargs` go to `scheduler.step` (e.g. {"eta": 0.5} for DDIM).
+    The scheduler's state is reset by `set_timesteps`, so one scheduler can be reused.
+    """
+    n_train = scheduler.config.num_train_timesteps
+    if not 1 <= num_inference_steps <= n_train:
+        raise T2VError(f"steps must be between 1 and the model's {n_train} training steps, got {num_inference_steps}")
+    shape = tuple(shape)
+    if latents is not None:
+        if tuple(latents.shape) != shape:
+            raise T2VError(f"initial latents have shape {tuple(latents.shape)} but the sample shape is {shape}")
+        device = device or latents.device
+        latents = latents.to(device=device, dtype=dtype)
+    else:
+        device = device or (generator.device if generator is not None else "cpu")
+        latents = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
+
+    # 1. The timesteps of this run (also resets multistep solvers' history).
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    # 2. x_T: unit noise times the sampler's initial sigma.
+    x = latents * scheduler.init_noise_sigma  # (B, C, F, H, W)
+    for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
+        # 3. Network input in the sampler's parameterisation, guided prediction (one batched forward).
+        x_in = scheduler.scale_model_input(x, t)
+        pred = guided_prediction(model_fn, x_in, t, cond, uncond, guidance_scale)
+        # 4. One reverse step x_t -> x_{t-1}.
+        x = scheduler.step(pred, t, x, generator=generator, **(step_kwargs or {})).prev_sample
+    return x

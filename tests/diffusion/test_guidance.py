@@ -1,0 +1,84 @@
+"""Classifier-free guidance: the mix of Ho & Salimans 2022 and its one batched forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from analytic_denoiser import SCHEDULE, GaussianDenoiser, alphas_cumprod_reference
+
+from t2v.diffusion.guidance import classifier_free_guidance, guided_prediction, stack_conditions
+from t2v.diffusion.sampling import sample
+from t2v.diffusion.schedulers import make_scheduler
+
+SHAPE = (3, 4, 2, 8, 8)
+
+
+@pytest.fixture
+def setup():
+    model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), 0.0, 0.5, "epsilon")
+    x = torch.randn(SHAPE)
+    t = torch.tensor(500)
+    cond = {"shift": torch.tensor([1.0, -2.0, 0.5])}  # a "prompt" per sample
+    uncond = {"shift": torch.zeros(3)}
+    return model, x, t, cond, uncond
+
+
+def test_scale_one_is_conditional_and_zero_unconditional(setup):
+    model, x, t, cond, uncond = setup
+    pred_c = model(x, t.expand(3), **cond)
+    pred_u = model(x, t.expand(3), **uncond)
+    assert (pred_c - pred_u).abs().max() > 0.1
+    torch.testing.assert_close(guided_prediction(model, x, t, cond, uncond, 1.0), pred_c, rtol=0, atol=0)
+    torch.testing.assert_close(guided_prediction(model, x, t, cond, uncond, 0.0), pred_u)
+    torch.testing.assert_close(classifier_free_guidance(pred_u, pred_c, 1.0), pred_c)
+    torch.testing.assert_close(classifier_free_guidance(pred_u, pred_c, 0.0), pred_u)
+
+
+def test_guided_mix_from_one_batched_forward(setup):
+    model, x, t, cond, uncond = setup
+    pred_c = model(x, t.expand(3), **cond)
+    pred_u = model(x, t.expand(3), **uncond)
+    model.calls = 0
+    guided = guided_prediction(model, x, t, cond, uncond, 7.5)
+    assert model.calls == 1  # both branches in one forward of 2B rows
+    # Ho & Salimans eq. 6 with w = g - 1: (1 + w) eps_c - w eps_u.
+    torch.testing.assert_close(guided, 7.5 * pred_c - 6.5 * pred_u)
+
+
+def test_unconditional_only_runs_when_needed(setup):
+    model, x, t, cond, uncond = setup
+    model.calls = 0
+    guided_prediction(model, x, t, cond, None, 7.5)
+    guided_prediction(model, x, t, cond, uncond, 1.0)
+    assert model.calls == 2  # one B-row forward each, no unconditional branch
+
+
+def test_stack_conditions():
+    both = stack_conditions(
+        {"encoder_hidden_states": torch.zeros(2, 77, 8), "image_only": False},
+        {"encoder_hidden_states": torch.ones(2, 77, 8), "image_only": False},
+    )
+    assert both["encoder_hidden_states"].shape == (4, 77, 8)
+    assert both["encoder_hidden_states"][:2].sum() == 0 and both["encoder_hidden_states"][2:].min() == 1
+    assert both["image_only"] is False
+    with pytest.raises(ValueError, match="same keys"):
+        stack_conditions({"a": torch.zeros(1)}, {"b": torch.zeros(1)})
+    with pytest.raises(ValueError, match="differs"):
+        stack_conditions({"fps": 8}, {"fps": 24})
+
+
+def test_sampling_with_scale_one_ignores_uncond():
+    model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), 0.0, 0.5, "epsilon")
+    sch = make_scheduler("ddim", SCHEDULE)
+    cond, uncond = {"shift": torch.full((3,), 1.0)}, {"shift": torch.zeros(3)}
+
+    def run(uncond_, scale):
+        gen = torch.Generator().manual_seed(0)
+        return sample(model, sch, shape=SHAPE, cond=cond, uncond=uncond_, guidance_scale=scale,
+                      num_inference_steps=10, generator=gen, progress=False)
+
+    assert torch.equal(run(uncond, 1.0), run(None, 1.0))
+    # Larger guidance moves the samples further towards the condition's mean (shift 1 vs 0).
+    means = [run(uncond, g).mean().item() for g in (0.0, 1.0, 3.0)]
+    assert means[0] < means[1] < means[2]
+    assert abs(means[0]) < 0.1 and abs(means[1] - 1.0) < 0.1
