@@ -58,8 +58,13 @@ def test_conv_over_frames_equals_conv3d_in_either_memory_order(kernel_size, fram
     if not frames_major:
         x = x.contiguous()
     assert is_frames_major(x) == frames_major
-    y = conv_over_frames(x, conv.weight[:, :, :, 0, 0], conv.bias)
-    torch.testing.assert_close(y, conv(x.contiguous()), atol=1e-5, rtol=1e-5)
-    assert is_frames_major(y) == frames_major
-    torch.testing.assert_close(conv_over_frames(x, conv.weight[:, :, :, 0, 0], None), conv(x.contiguous()) - conv.bias.view(1, -1, 1, 1, 1),
-                               atol=1e-5, rtol=1e-5)
+    weight = conv.weight[:, :, :, 0, 0]
+    ref = conv(x.contiguous())
+    with torch.no_grad():  # the matrix-product path
+        y = conv_over_frames(x, weight, conv.bias)
+        torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+        assert is_frames_major(y) == frames_major  # no transpose
+        torch.testing.assert_close(conv_over_frames(x, weight, None), ref - conv.bias.view(1, -1, 1, 1, 1),
+                                   atol=1e-5, rtol=1e-5)
+    # Under autograd (training) the same numbers, with gradients.
+    torch.testing.assert_close(conv_over_frames(x, weight, conv.bias), ref, atol=1e-5, rtol=1e-5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn.functional import conv3d
 
 
 def is_frames_major(x: Tensor) -> bool:
@@ -22,14 +23,18 @@ def conv_over_frames(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """1D convolution along F with zero padding ("same"): (B, C_in, F, H, W) -> (B, C_out, F, H, W).
 
     weight: (C_out, C_in, k) with k odd; out[:, :, f] = bias + sum_j weight[:, :, j] @ x[:, :, f + j - k//2].
-    Computed as one matrix product of all k taps, z = W_taps @ x, then a sum of the taps shifted
-    along F. This equals `nn.Conv3d` with kernel (k, 1, 1) but works in x's own memory order:
-    on frames-major input (what the 2D U-Net produces) it needs no transpose to (B, C, F, H, W)
-    and back, which cost more than the convolution itself on CPU (benchmarks/unet_speed.py).
-    Hand-written because no library op convolves over a non-innermost axis without that transpose.
+    Without autograd, computed as one matrix product of all k taps, z = W_taps @ x, then a sum of
+    the taps shifted along F. This equals `nn.Conv3d` with kernel (k, 1, 1) but works in x's own
+    memory order: on frames-major input (what the 2D U-Net produces) it needs no transpose to
+    (B, C, F, H, W) and back, which cost more than the convolution itself on CPU (1.1-1.5x faster,
+    benchmarks/unet_speed.py). Hand-written because no library op convolves over a non-innermost
+    axis without that transpose. Under autograd it calls `conv3d`, whose backward is the faster one.
     """
     b, _, f, h, w = x.shape
     k = weight.shape[-1]
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        # Training: autograd through the shifted sums costs more than torch's Conv3d backward.
+        return conv3d(x.contiguous(), weight[:, :, :, None, None], bias, padding=(k // 2, 0, 0))
     taps = rearrange(weight, "o i k -> (k o) i")  # (k*C_out, C_in)
     if is_frames_major(x):
         z = torch.matmul(taps, rearrange(x, "b c f h w -> b f c (h w)"))  # (B, F, k*C_out, HW)
