@@ -49,7 +49,10 @@ class TemporalResBlock(nn.Module):
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """x: (B, C, F, H, W) -> (B, C, F, H, W); keep: optional (B,) bool, False = unchanged."""
-        h = self._conv(self.conv1, self.act(self.norm1(x)))
+        # Contiguous for the norm: GroupNorm's channels-last-3D backward segfaults (torch 2.13 CPU) when
+        # only its weights need gradients, and a channels-last frames view of the U-Net is that layout.
+        # Any other frames view is copied inside group_norm anyway.
+        h = self._conv(self.conv1, self.act(self.norm1(x.contiguous())))
         y = x + self._conv(self.conv2, self.act(self.norm2(h)))
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
