@@ -43,3 +43,20 @@ def test_matches_reference_with_random_weights():
     torch.testing.assert_close(block(x), ref, atol=1e-4, rtol=1e-4)
     y = block(x, keep=torch.tensor([False, True]))
     assert torch.equal(y[0], x[0])
+
+
+def test_channels_last_frames_view_gives_the_same_gradients():
+    """A channels-last view of the U-Net's frames is channels-last-3D to GroupNorm, whose backward
+    crashed (torch 2.13 CPU) when only the block's weights need gradients; the block must not care."""
+    block = TemporalResBlock(32)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    frames = torch.randn(8, 32, 4, 4)  # (B*F, C, H, W), no gradient
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = frames.contiguous(memory_format=fmt).unflatten(0, (2, 4)).transpose(1, 2)  # (B, C, F, H, W) view
+        block.zero_grad()
+        block(x).square().mean().backward()
+        grads.append([p.grad.clone() for p in block.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -112,3 +112,17 @@ def test_keep_mask_passes_image_samples_through():
     y = layer(x, torch.tensor([False, True]))
     assert torch.equal(y[0], x[0])
     assert torch.equal(y[1], layer(x)[1])
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frames_major_input_matches_naive_and_keeps_its_layout(channels_last):
+    """The video U-Net hands the layer a view of its (B*F, C, H, W) frames, not a contiguous video."""
+    layer = randomize(TemporalAttention(16, head_dim=8))
+    b, f = 2, 5
+    frames = torch.randn(b * f, 16, 3, 2)
+    if channels_last:
+        frames = frames.contiguous(memory_format=torch.channels_last)
+    x = frames.unflatten(0, (b, f)).transpose(1, 2)  # (B, C, F, H, W) view of the frames
+    y = layer(x)
+    torch.testing.assert_close(y, naive(layer, x.contiguous()), atol=1e-4, rtol=1e-4)
+    assert y.stride() == x.stride()  # the result folds back into frames without a copy

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from t2v.layers.temporal_conv import conv_over_frames
+
 
 def _groups(channels: int, at_most: int = 32) -> int:
     """The largest group count <= `at_most` that divides `channels` (GroupNorm needs a divisor)."""
@@ -40,10 +42,18 @@ class TemporalResBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
 
+    def _conv(self, conv: nn.Conv3d, x: Tensor) -> Tensor:
+        if conv.kernel_size[1:] == (1, 1):  # frames only: one matrix product, no layout change
+            return conv_over_frames(x, conv.weight[:, :, :, 0, 0], conv.bias)
+        return conv(x)
+
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """x: (B, C, F, H, W) -> (B, C, F, H, W); keep: optional (B,) bool, False = unchanged."""
-        h = self.conv1(self.act(self.norm1(x)))
-        y = x + self.conv2(self.act(self.norm2(h)))
+        # Contiguous for the norm: GroupNorm's channels-last-3D backward segfaults (torch 2.13 CPU) when
+        # only its weights need gradients, and a channels-last frames view of the U-Net is that layout.
+        # Any other frames view is copied inside group_norm anyway.
+        h = self._conv(self.conv1, self.act(self.norm1(x.contiguous())))
+        y = x + self._conv(self.conv2, self.act(self.norm2(h)))
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y

@@ -11,6 +11,7 @@ caps the clip length). An optional causal mask lets frame i see frames <= i only
 The output projection is zero at init, so the residual layer is the identity and an inflated model
 equals its 2D parent before training (Make-A-Video, Tune-A-Video, Video LDM initialise this way).
 Attention runs through `scaled_dot_product_attention` with few wide heads (default width 64).
+The layer works on the memory order it is given (frames of the 2D U-Net, see `forward`).
 """
 
 from __future__ import annotations
@@ -96,12 +97,16 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.to_out.bias)
 
     def attention_bias(self, num_frames: int, dtype: torch.dtype) -> Tensor:
-        """(heads, F, F) additive logits: relative-position bias, and -inf above the diagonal if causal."""
+        """(1, heads, F, F) additive logits: relative-position bias, and -inf above the diagonal if causal.
+
+        Four dimensions on purpose: torch's CPU SDPA takes its fused (flash) kernel for a 4D mask
+        and falls back to the slower unfused math for a 3D one.
+        """
         bias = self.rel_pos(num_frames).to(dtype)
         if self.causal:
             future = torch.ones(num_frames, num_frames, dtype=torch.bool, device=bias.device).triu(1)
             bias = bias.masked_fill(future, float("-inf"))
-        return bias
+        return bias[None]
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """x: (B, C, F, H, W) -> (B, C, F, H, W).
@@ -110,12 +115,16 @@ class TemporalAttention(nn.Module):
         VDM's joint image-video training).
         """
         b, _, f, h, w = x.shape
-        tokens = rearrange(x, "b c f h w -> (b h w) f c")
-        qkv = self.to_qkv(self.norm(tokens))  # (N, F, 3C), N = B*H*W
-        q, k, v = rearrange(qkv, "n f (three heads d) -> three n heads f d", three=3, heads=self.heads)
-        out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype))  # (N, heads, F, d)
-        out = self.to_out(rearrange(out, "n heads f d -> n f (heads d)"))  # (N, F, C)
-        y = x + rearrange(out, "(b h w) f c -> b c f h w", b=b, h=h, w=w)
+        # 1. Norm and q/k/v projection act on channels, so they run frame by frame, in the order
+        #    the 2D U-Net's frames are stored: a view for channels-last frames, one transpose otherwise.
+        tokens = rearrange(x, "b c f h w -> b f (h w) c")
+        qkv = self.to_qkv(self.norm(tokens))  # (B, F, HW, 3C)
+        # 2. Attention over F at each pixel: sequences are strided views into qkv (no copy for B = 1).
+        q, k, v = rearrange(qkv, "b f n (three heads d) -> three (b n) heads f d", three=3, heads=self.heads)
+        out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype))  # (B*HW, heads, F, d)
+        out = self.to_out(rearrange(out, "(b n) heads f d -> b f n (heads d)", b=b))  # (B, F, HW, C)
+        # 3. Residual: the sum takes x's memory order, so a frames-major x stays frames-major.
+        y = x + rearrange(out, "b f (h w) c -> b c f h w", h=h, w=w)
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y

@@ -3,7 +3,8 @@
 One mechanism for four papers (DESIGN.md): `add_temporal_layers` walks the 2D U-Net once and,
 as the recipe says, wraps every spatial conv (Make-A-Video), every residual block (Video LDM) and
 every spatial transformer (all four) with its temporal partner, and swaps spatial self-attention
-for sparse-causal ST-Attn (Tune-A-Video). The 2D U-Net's own forward is left untouched: it runs on
+for sparse-causal ST-Attn (Tune-A-Video); text cross-attention computes its keys/values once per
+clip (`ClipTextAttnProcessor`). The 2D U-Net's own forward is left untouched: it runs on
 frames folded into the batch and the wrappers unfold them (see `video_blocks.py`).
 
 `VideoUNet` is a diffusers `ModelMixin` + `ConfigMixin`, so `save_pretrained` / `from_pretrained`
@@ -27,7 +28,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from t2v.errors import T2VError
-from t2v.layers import AlphaMerge, SparseCausalAttnProcessor, TemporalAttention, TemporalResBlock
+from t2v.layers import AlphaMerge, ClipTextAttnProcessor, SparseCausalAttnProcessor, TemporalAttention, TemporalResBlock
 from t2v.models.recipes import Recipe, get_recipe
 from t2v.models.video_blocks import FpsTimeEmbedding, FrameContext, Frames, PseudoConv3d, VideoBlock
 
@@ -74,10 +75,14 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
         for i, attn in enumerate(getattr(block, "attentions", None) or []):
             if not isinstance(attn, Transformer2DModel):
                 continue
-            if recipe.sparse_causal:
-                for m in attn.modules():
-                    if isinstance(m, BasicTransformerBlock):
-                        m.attn1.set_processor(SparseCausalAttnProcessor(context.attention_frames))
+            for m in attn.modules():
+                if not isinstance(m, BasicTransformerBlock):
+                    continue
+                if recipe.sparse_causal:
+                    m.attn1.set_processor(SparseCausalAttnProcessor(context.attention_frames))
+                if m.attn2 is not None and m.attn2.is_cross_attention:
+                    # Not a recipe choice, an execution one: text keys/values once per clip, not per frame.
+                    m.attn2.set_processor(ClipTextAttnProcessor(context.attention_frames))
             temporal = (
                 TemporalAttention(attn.out_channels, recipe.attention_head_dim, recipe.causal_attention)
                 if recipe.temporal_attention else None

@@ -1,0 +1,202 @@
+"""Text-to-video generation end to end, with where the time goes.
+
+Stages, in the order a user meets them: process start (interpreter, then the imports of torch,
+diffusers, transformers and t2v), loading the model folder, text encoding, denoising (every step:
+the U-Net forward, guidance included, and the sampler's update), VAE decoding, writing the video.
+The pipeline is `t2v.pipelines.TextToVideoPipeline`, the same one `t2v generate` runs.
+
+    python benchmarks/generate.py                          # the embedded default model
+    python benchmarks/generate.py --model DIR --steps 25   # any t2v model folder
+    python benchmarks/generate.py --tiny                   # a tiny random model built here (no download)
+
+`--tiny` writes a Stable-Diffusion-shaped folder with random weights (tests/sd_fixture.py) and
+inflates it (`t2v.models.inflate_folder`), to show the code path on any machine; its timings say
+nothing about a real model.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_SCRIPT_START = time.perf_counter()  # before the heavy imports
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), i.e. the interpreter's own start-up so far."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_AGE_AT_START = _process_age()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+import t2v.pipelines  # noqa: E402,F401  (all of the library a generate call needs)
+from t2v.data.video_io import write_video  # noqa: E402
+from t2v.errors import T2VError  # noqa: E402
+from t2v.pipelines import TextToVideoPipeline  # noqa: E402
+from t2v.pipelines.model_folder import default_model_dir  # noqa: E402
+
+_IMPORTED = time.perf_counter()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Stopwatch:
+    """Wall-clock intervals, synchronising CUDA so that GPU work is counted where it happens."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.marks: dict[str, float] = {}
+        self.unet_calls: list[tuple[float, float]] = []  # (start, end) of every U-Net forward
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def wrap(self, obj, name: str) -> None:
+        """Time every call of `obj.name` as the stage `name` (the last call wins)."""
+        fn = getattr(obj, name)
+
+        def timed(*args, **kwargs):
+            t0 = self.now()
+            out = fn(*args, **kwargs)
+            self.marks[f"{name}:start"], self.marks[f"{name}:end"] = t0, self.now()
+            return out
+
+        setattr(obj, name, timed)
+
+    def hook_unet(self, unet: torch.nn.Module) -> None:
+        start: list[float] = []
+        unet.register_forward_pre_hook(lambda m, args: start.append(self.now()))
+        unet.register_forward_hook(lambda m, args, out: self.unet_calls.append((start.pop(), self.now())))
+
+
+def build_tiny(folder: Path, recipe: str) -> Path:
+    """A tiny SD-shaped folder with random weights, inflated with `recipe` (tests/sd_fixture.py)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from sd_fixture import make_tiny_sd
+
+    from t2v.models import inflate_folder
+
+    return inflate_folder(make_tiny_sd(folder / "sd"), recipe, folder / "video")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded default model)")
+    p.add_argument("--tiny", action="store_true", help="build a tiny random model folder here and time that")
+    p.add_argument("--recipe", default="video-ldm", help="recipe of the --tiny model")
+    p.add_argument("--prompt", default="a red circle moving to the right")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--scheduler", default=None, help="ddim, dpm++, euler, ddpm (default: the model's)")
+    p.add_argument("--decode-chunk-size", type=int, default=8)
+    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"], help="default: the folder's")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--out", type=Path, default=None, help="video file to write (default: a temporary .mp4)")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    tmp = tempfile.TemporaryDirectory()
+    if args.tiny:
+        t0 = time.perf_counter()
+        model = build_tiny(Path(tmp.name), args.recipe)
+        print(f"built a tiny random {args.recipe} model in {time.perf_counter() - t0:.1f} s: {model}", file=sys.stderr)
+    else:
+        try:
+            model = args.model or default_model_dir()
+        except T2VError as e:
+            raise SystemExit(f"error: {e}; or run with --tiny to time a tiny random model") from None
+    out = args.out or Path(tmp.name) / "video.mp4"
+
+    sw = Stopwatch(device)
+    t_load = sw.now()
+    pipe = TextToVideoPipeline.from_pretrained(model, device=device, dtype=dtype)
+    t_loaded = sw.now()
+    sw.wrap(pipe, "encode_text")
+    sw.wrap(pipe, "decode_latents")
+    sw.hook_unet(pipe.unet)
+
+    t_call = sw.now()
+    video = pipe([args.prompt], num_frames=args.frames, height=args.height, width=args.width,
+                 num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler,
+                 decode_chunk_size=args.decode_chunk_size, progress=False)  # (1, 3, F, H, W)
+    t_called = sw.now()
+    write_video(out, video[0], 8.0)
+    t_written = sw.now()
+
+    m = sw.marks
+    unet = [b - a for a, b in sw.unet_calls]
+    sampling = m["decode_latents:start"] - m["encode_text:end"]
+    age = _AGE_AT_START or 0.0
+    stages = [
+        ("process start (interpreter)", age),
+        ("imports (torch, diffusers, transformers, t2v)", _IMPORTED - _SCRIPT_START),
+        ("load model folder", t_loaded - t_load),
+        ("text encoding (prompt + negative, once)", m["encode_text:end"] - m["encode_text:start"]),
+        (f"denoising: U-Net, {len(unet)} calls", sum(unet)),
+        ("denoising: sampler, noise, guidance mix", sampling - sum(unet)),
+        (f"VAE decoding ({args.decode_chunk_size} frames a call)" if pipe.vae is not None else "to pixels (no VAE)",
+         m["decode_latents:end"] - m["decode_latents:start"]),
+        ("rest of the pipeline call", (t_called - t_call) - (m["decode_latents:end"] - m["encode_text:start"])),
+        (f"writing {out.suffix}", t_written - t_called),
+    ]
+    total = age + (t_written - _SCRIPT_START) - ((t_load - _IMPORTED) if args.tiny else 0.0)
+    h, w = video.shape[-2:]
+
+    print(f"\nmodel: {model} ({type(pipe.unet).__name__}, recipe {pipe.unet.recipe.name}, "
+          f"{sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.1f}M U-Net parameters)")
+    print(f"request: 1 video, {args.frames} frames, {h}x{w} px, {args.steps} steps, guidance {args.guidance}; "
+          f"{device}, {pipe.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"U-Net per step: median {statistics.median(unet):.3f} s, first {unet[0]:.3f} s, "
+          f"min {min(unet):.3f} s, max {max(unet):.3f} s\n")
+    rows = [(name, f"{sec:.3f}", f"{100 * sec / total:.1f}%") for name, sec in stages]
+    rows.append(("total, process start to video written" + (" (tiny-model build excluded)" if args.tiny else ""),
+                 f"{total:.3f}", "100%"))
+    if args.markdown:
+        print("| stage | seconds | share |\n|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("stage", "seconds", "share")
+        for r in rows:
+            table.add_row(*r)
+        Console(width=110).print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"stages": dict(stages), "total": total, "unet_per_step": unet,
+                                         "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
