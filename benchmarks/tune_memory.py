@@ -9,6 +9,8 @@ AdamW, and measures one step (noise, forward, MSE loss, backward, optimizer step
    gradients, Adam state and activations) and step time (median after warm-up);
 2. the largest frame count whose step fits in 24 GB and in 80 GB (doubling, then bisection; a
    budget below the card's memory is enforced with `torch.cuda.set_per_process_memory_fraction`).
+   GB = 1e9 bytes of tensors, on purpose below a "24 GB" card's 24 GiB: the CUDA context and the
+   allocator's caching need the rest.
 
     python benchmarks/tune_memory.py                 # on a CUDA GPU: the paper's setting
     python benchmarks/tune_memory.py --small         # reduced shape, any device (CPU: shows the code path)
@@ -224,9 +226,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="fp16/bf16: mixed precision (fp32 weights, autocast); Tune-A-Video trained with fp16")
     p.add_argument("--steps", type=int, default=3, help="timed steps per configuration (median)")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--budgets", default=None, help="memory budgets in GB for the frame search (default 24,80; --small 0.5,1)")
+    p.add_argument("--budgets", default=None, help="memory budgets in GB for the frame search (default 24,80; --small 0.3)")
     p.add_argument("--no-search", action="store_true", help="skip the largest-frame-count search")
-    p.add_argument("--search-limit", type=int, default=1024, help="stop doubling here")
+    p.add_argument("--search-limit", type=int, default=None, help="stop doubling here (default 1024; --small 64)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the figures here")
     return p.parse_args(argv)
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     setting = Setting(frames=args.frames or (8 if args.small else 24), size=args.size or (16 if args.small else 64),
                       widths=SMALL_WIDTHS if args.small else SD15_WIDTHS)
-    budgets = [float(b) for b in (args.budgets or ("0.5,1" if args.small else "24,80")).split(",")]
+    budgets = [float(b) for b in (args.budgets or ("0.3" if args.small else "24,80")).split(",")]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     what = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "tensor-allocation counter + held weights/state"
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -272,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         for budget in budgets:
             for ckpt in (True, False):
                 log(f"largest frame count in {budget:g} GB, checkpointing {'on' if ckpt else 'off'}:")
-                n = largest_frames(setting, device, ckpt, args.precision, budget * GB, args.search_limit, log)
+                limit = args.search_limit or (64 if args.small else 1024)
+                n = largest_frames(setting, device, ckpt, args.precision, budget * GB, limit, log)
                 searches.append({"budget_gb": budget, "checkpointing": ckpt, "frames": n})
 
     print(f"\nTune-A-Video training step: {setting.frames} frames x {setting.size}x{setting.size} latents "
