@@ -126,3 +126,41 @@ def test_frames_major_input_matches_naive_and_keeps_its_layout(channels_last):
     y = layer(x)
     torch.testing.assert_close(y, naive(layer, x.contiguous()), atol=1e-4, rtol=1e-4)
     assert y.stride() == x.stride()  # the result folds back into frames without a copy
+
+
+def naive_text(layer: TemporalAttention, y: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The text sub-layer by hand: every (frame, pixel) token attends to its clip's text tokens."""
+    b, c, f, h, w = y.shape
+    heads, d = layer.heads, c // layer.heads
+    out = y.clone()
+    for bi in range(b):
+        kv = text[bi] @ layer.to_kv_text.weight.T  # (L, 2C)
+        k, v = kv[:, :c], kv[:, c:]
+        for fi in range(f):
+            for yi in range(h):
+                for xi in range(w):
+                    tok = torch.nn.functional.layer_norm(y[bi, :, fi, yi, xi], (c,), layer.norm_text.weight, layer.norm_text.bias)
+                    q = tok @ layer.to_q_text.weight.T  # (C,)
+                    res = [torch.softmax(k[:, s] @ q[s] / math.sqrt(d), dim=0) @ v[:, s]
+                           for s in (slice(hd * d, (hd + 1) * d) for hd in range(heads))]
+                    out[bi, :, fi, yi, xi] += torch.cat(res) @ layer.to_out_text.weight.T + layer.to_out_text.bias
+    return out
+
+
+def test_text_attention_identity_at_init_and_matches_naive():
+    layer = TemporalAttention(16, head_dim=8, cross_attention_dim=12)
+    x, text = torch.randn(2, 16, 4, 2, 3), torch.randn(2, 5, 12)
+    assert torch.equal(layer(x, text=text), x)  # both output projections start at zero
+    randomize(layer)
+    plain = TemporalAttention(16, head_dim=8)
+    plain.load_state_dict({k: v for k, v in layer.state_dict().items() if "text" not in k})
+    y = plain(x)  # the frame self-attention, then the text sub-layer on its output
+    torch.testing.assert_close(layer(x, text=text), naive_text(layer, y, text), atol=1e-4, rtol=1e-4)
+
+
+def test_text_attention_depends_on_the_prompt_and_needs_it():
+    layer = randomize(TemporalAttention(16, head_dim=8, cross_attention_dim=12))
+    x, text = torch.randn(1, 16, 4, 2, 2), torch.randn(1, 5, 12)
+    assert (layer(x, text=text) - layer(x, text=text.flip(1) + 1)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="pass text"):
+        layer(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 
 import pytest
@@ -207,3 +208,49 @@ def test_gradient_checkpointing_same_gradients_less_memory(unet2d, name):
         torch.testing.assert_close(ckpt[n], plain[n], atol=1e-5, rtol=0)
     print(f"{name}: peak live tensor bytes {plain_peak} plain, {ckpt_peak} checkpointed")
     assert ckpt_peak < 0.8 * plain_peak, (ckpt_peak, plain_peak)
+
+
+TEXT_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_cross_attention=True, resblock_kernel=(3, 3, 3))
+
+
+def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path):
+    """The default model's variant of Video LDM: identity at init, each clip's temporal layers read
+    that clip's own text (batching never mixes prompts), and the variant survives save/load."""
+    model = inflate(unet2d, TEXT_LDM)
+    x, t, text = clip_batch()
+    with torch.no_grad():
+        assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5
+        for p in model.added_parameters().values():
+            torch.nn.init.normal_(p, std=0.1)
+        both = model(x, t, text)
+        for i in range(2):
+            alone = model(x[i:i + 1], t[i:i + 1], text[i:i + 1])
+            torch.testing.assert_close(both[i:i + 1], alone, atol=1e-5, rtol=0)
+        swapped = model(x, t, text.flip(0))  # the other clip's prompt changes the temporal path
+        assert (swapped - both).abs().max() > 1e-3
+        assert torch.equal(model(x, t, text, image_only=True), per_frame(unet2d, x, t, text))
+    model.save_pretrained(tmp_path / "unet")
+    loaded = type(model).from_pretrained(tmp_path / "unet")
+    assert loaded.recipe == TEXT_LDM
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, text), both)
+
+
+def test_text_aware_temporal_layers_checkpointing_same_gradients(unet2d):
+    model = inflate(unet2d, TEXT_LDM)
+    for p in model.added_parameters().values():
+        torch.nn.init.normal_(p, std=0.05)
+    model.set_trainable()
+    x, t, text = clip_batch(f=4)
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        model(x, t, text).square().mean().backward()
+        return {n: p.grad.clone() for n, p in model.trainable_parameters().items()}
+
+    plain = grads()
+    assert any("to_kv_text" in n for n in plain)
+    model.enable_gradient_checkpointing()
+    ckpt = grads()
+    for n in plain:
+        torch.testing.assert_close(ckpt[n], plain[n], atol=1e-5, rtol=0)

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from sd_fixture import make_tiny_sd
 from t2v.data.video_io import read_video
+from t2v.errors import T2VError
 from t2v.models import load_unet2d, load_video_unet
 from t2v.pipelines import TextToVideoPipeline
 from t2v.training.checkpoint import checkpoint_name
@@ -177,3 +178,29 @@ def test_fp16_on_a_cpu_is_a_one_line_error(tmp_path):
 
     with pytest.raises(T2VError, match="fp16 needs a GPU"):
         train(tiny_config(tmp_path / "run", mixed_precision="fp16"))
+
+
+def test_recipe_options_change_the_inflated_layers(tmp_path):
+    sd = make_tiny_sd(tmp_path / "sd", latent=True)
+    config = tiny_config(tmp_path / "run", stage="video", max_steps=1, **FROM_FOLDER, **{
+        "model.pretrained": str(sd), "model.recipe": "video-ldm", "data.num_frames": 4, "data.batch_size": 1,
+        "checkpoint.every": 0, "model.recipe_options": {"temporal_cross_attention": True, "resblock_kernel": [3, 3, 3]}})
+    model = train(config).output
+    unet = TextToVideoPipeline.from_pretrained(model).unet
+    assert unet.recipe.temporal_cross_attention and unet.recipe.resblock_kernel == (3, 3, 3)
+    shapes = {n: p.shape for n, p in unet.named_parameters()}
+    assert any(n.endswith("temporal.to_kv_text.weight") for n in shapes)
+    assert all(s[2:] == (3, 3, 3) for n, s in shapes.items() if n.endswith("temporal.conv1.weight"))
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"resblock_kernel": [3, 2, 2]}, "three odd sizes"),
+    ({"temporal_cross_atention": True}, "'model.recipe_options.temporal_cross_attention'"),
+])
+def test_bad_recipe_options_are_one_line_errors(tmp_path, options, fragment):
+    sd = make_tiny_sd(tmp_path / "sd", latent=True)
+    with pytest.raises(T2VError) as e:
+        config = tiny_config(tmp_path / "run", stage="video", max_steps=1, **FROM_FOLDER, **{
+            "model.pretrained": str(sd), "model.recipe": "video-ldm", "model.recipe_options": options})
+        train(config)
+    assert fragment in str(e.value) and "\n" not in str(e.value)

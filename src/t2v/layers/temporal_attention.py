@@ -8,7 +8,13 @@ get their own bucket, larger ones share log-spaced buckets and every offset beyo
 falls into the last bucket, so the layer runs for any number of frames (no position table that
 caps the clip length). An optional causal mask lets frame i see frames <= i only.
 
-The output projection is zero at init, so the residual layer is the identity and an inflated model
+Optionally (`cross_attention_dim`), every pixel of every frame then attends to the clip's text
+tokens, with its own zero-initialised output (a temporal block that also sees the prompt, as
+LVDM/VideoCrafter's temporal transformers may). Video LDM's temporal layers otherwise see only the
+frozen image model's features, and those carry no motion words: a single frame cannot show a
+direction, so a text-to-image prior has no reason to keep "left" apart from "right".
+
+The output projections are zero at init, so the residual layer is the identity and an inflated model
 equals its 2D parent before training (Make-A-Video, Tune-A-Video, Video LDM initialise this way).
 Attention runs through `scaled_dot_product_attention` with few wide heads (default width 64).
 The layer works on the memory order it is given (frames of the 2D U-Net, see `forward`).
@@ -75,7 +81,7 @@ class TemporalAttention(nn.Module):
     """Residual self-attention over the frame axis at every pixel: (B, C, F, H, W) -> same shape."""
 
     def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, num_buckets: int = 32,
-                 max_distance: int = 128) -> None:
+                 max_distance: int = 128, cross_attention_dim: int | None = None) -> None:
         super().__init__()
         heads = max(1, channels // head_dim)
         while channels % heads:
@@ -86,7 +92,18 @@ class TemporalAttention(nn.Module):
         self.to_qkv = nn.Linear(channels, 3 * channels, bias=False)
         self.to_out = nn.Linear(channels, channels)
         self.rel_pos = RelativePositionBias(heads, num_buckets, max_distance)
+        self.cross_attention_dim = cross_attention_dim
+        if cross_attention_dim is not None:
+            self.norm_text = nn.LayerNorm(channels)
+            self.to_q_text = nn.Linear(channels, channels, bias=False)
+            self.to_kv_text = nn.Linear(cross_attention_dim, 2 * channels, bias=False)
+            self.to_out_text = nn.Linear(channels, channels)
         self.reset_parameters()
+
+    @property
+    def uses_text(self) -> bool:
+        """True when the layer also attends to the prompt (`forward` then needs `text`)."""
+        return self.cross_attention_dim is not None
 
     def reset_parameters(self) -> None:
         """Identity at init: the output projection is zero."""
@@ -95,6 +112,12 @@ class TemporalAttention(nn.Module):
         self.rel_pos.reset_parameters()
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
+        if self.uses_text:
+            self.norm_text.reset_parameters()
+            self.to_q_text.reset_parameters()
+            self.to_kv_text.reset_parameters()
+            nn.init.zeros_(self.to_out_text.weight)
+            nn.init.zeros_(self.to_out_text.bias)
 
     def attention_bias(self, num_frames: int, dtype: torch.dtype) -> Tensor:
         """(1, heads, F, F) additive logits: relative-position bias, and -inf above the diagonal if causal.
@@ -108,11 +131,12 @@ class TemporalAttention(nn.Module):
             bias = bias.masked_fill(future, float("-inf"))
         return bias[None]
 
-    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, keep: Tensor | None = None, text: Tensor | None = None) -> Tensor:
         """x: (B, C, F, H, W) -> (B, C, F, H, W).
 
         keep: optional (B,) bool; samples where it is False are returned unchanged (image samples,
         VDM's joint image-video training).
+        text: (B, L, D) text tokens, one sequence per clip; required when the layer `uses_text`.
         """
         b, _, f, h, w = x.shape
         # 1. Norm and q/k/v projection act on channels, so they run frame by frame, in the order
@@ -125,6 +149,21 @@ class TemporalAttention(nn.Module):
         out = self.to_out(rearrange(out, "(b n) heads f d -> b f n (heads d)", b=b))  # (B, F, HW, C)
         # 3. Residual: the sum takes x's memory order, so a frames-major x stays frames-major.
         y = x + rearrange(out, "b f (h w) c -> b c f h w", h=h, w=w)
+        if self.uses_text:
+            y = y + self._attend_text(y, text)
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y
+
+    def _attend_text(self, y: Tensor, text: Tensor | None) -> Tensor:
+        """Cross-attention of every (frame, pixel) of y (B, C, F, H, W) to text (B, L, D) -> (B, C, F, H, W)."""
+        b, c, f, h, w = y.shape
+        if text is None or text.ndim != 3 or text.shape[0] != b or text.shape[2] != self.cross_attention_dim:
+            got = None if text is None else tuple(text.shape)
+            raise ValueError(f"this temporal attention attends to text: pass text (B={b}, L, {self.cross_attention_dim}); got {got}")
+        q = self.to_q_text(self.norm_text(rearrange(y, "b c f h w -> b (f h w) c")))  # (B, FHW, C)
+        k, v = self.to_kv_text(text.to(q.dtype)).chunk(2, dim=-1)  # (B, L, C) each
+        q, k, v = (rearrange(t, "b n (heads d) -> b heads n d", heads=self.heads) for t in (q, k, v))
+        out = scaled_dot_product_attention(q, k, v)  # (B, heads, FHW, d)
+        out = self.to_out_text(rearrange(out, "b heads n d -> b n (heads d)"))  # (B, FHW, C)
+        return rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h, w=w)

@@ -29,6 +29,8 @@ class Recipe:
     sparse_causal: spatial self-attention (`attn1`) becomes Tune-A-Video's sparse-causal ST-Attn.
     fps_conditioning: an fps embedding added to the timestep embedding (zero at init).
     causal_attention: temporal attention sees frames <= i only.
+    temporal_cross_attention: temporal attention also attends to the text (zero-init output); off in
+      the papers' recipes, on in the embedded default model (docs/default_model.md says why).
     trainable: regular expressions (`re.search`) on parameter names; a match trains.
     """
 
@@ -41,6 +43,7 @@ class Recipe:
     sparse_causal: bool = False
     fps_conditioning: bool = False
     causal_attention: bool = False
+    temporal_cross_attention: bool = False
     trainable: tuple[str, ...] = ()
     temporal_conv_kernel: int = 3
     resblock_kernel: tuple[int, int, int] = (3, 1, 1)

@@ -35,12 +35,14 @@ class Frames:
     skip: True when every temporal layer is skipped (`image_only=True`).
     keep: optional (B,) bool: clips that run the temporal layers (False = image sample); None = all.
     fps: optional (B,) frame rates (Make-A-Video conditioning).
+    text: optional (B, L, D) text tokens, one sequence per clip (temporal layers that attend to text).
     """
 
     num_frames: int
     skip: bool = False
     keep: Optional[Tensor] = None
     fps: Optional[Tensor] = None
+    text: Optional[Tensor] = None
 
 
 class FrameContext:
@@ -136,10 +138,11 @@ class VideoBlock(nn.Module):
         if self.temporal is None or frames.skip:
             return out
         z = to_video(h, frames.num_frames)  # (B, C, F, H, W)
+        extra = {"text": frames.text} if getattr(self.temporal, "uses_text", False) else {}
         if self.merge is None:
-            z = self.temporal(z, frames.keep)
+            z = self.temporal(z, frames.keep, **extra)
         else:
-            z = self.merge(z, self.temporal(z), frames.keep)
+            z = self.merge(z, self.temporal(z, **extra), frames.keep)
         h = to_frames(z)  # (B*F, C, H, W)
         if isinstance(out, tuple):
             return (h, *out[1:])

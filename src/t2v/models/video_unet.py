@@ -84,7 +84,10 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
                     # Not a recipe choice, an execution one: text keys/values once per clip, not per frame.
                     m.attn2.set_processor(ClipTextAttnProcessor(context.attention_frames))
             temporal = (
-                TemporalAttention(attn.out_channels, recipe.attention_head_dim, recipe.causal_attention)
+                TemporalAttention(
+                    attn.out_channels, recipe.attention_head_dim, recipe.causal_attention,
+                    cross_attention_dim=unet.config.cross_attention_dim if recipe.temporal_cross_attention else None,
+                )
                 if recipe.temporal_attention else None
             )
             merge = AlphaMerge(recipe.merge_init_alpha) if recipe.alpha_merge and temporal is not None else None
@@ -155,7 +158,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             raise T2VError(
                 f"encoder_hidden_states must be (B, L, D) with B = {b} (one per clip); got {tuple(encoder_hidden_states.shape)}"
             )
-        frames = Frames(num_frames=f, fps=self._fps(fps, b, sample.device), **self._image_only(image_only, b, sample.device))
+        frames = Frames(num_frames=f, fps=self._fps(fps, b, sample.device), text=encoder_hidden_states,
+                        **self._image_only(image_only, b, sample.device))
 
         timestep = torch.as_tensor(timestep, device=sample.device)
         if timestep.ndim == 0:

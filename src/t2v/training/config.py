@@ -61,6 +61,23 @@ class TextEncoderConfig:
 
 
 @dataclass(frozen=True)
+class RecipeOptions:
+    """Changes to the named recipe's layers (t2v.models.Recipe fields); null keeps the recipe's value.
+
+    temporal_cross_attention: temporal attention also attends to the text.
+    resblock_kernel: the temporal residual blocks' 3D kernel (frames, height, width), e.g. [3, 3, 3].
+    temporal_conv_kernel, attention_head_dim, merge_init_alpha, causal_attention: as in `Recipe`.
+    """
+
+    temporal_cross_attention: Optional[bool] = None
+    resblock_kernel: Optional[tuple[int, ...]] = None
+    temporal_conv_kernel: Optional[int] = None
+    attention_head_dim: Optional[int] = None
+    merge_init_alpha: Optional[float] = None
+    causal_attention: Optional[bool] = None
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Where each part comes from and what trains.
 
@@ -72,6 +89,7 @@ class ModelConfig:
     vae: an AutoencoderKL folder (or a model folder with vae/) for latent space; null = the
       pretrained folder's vae/ if any, else pixel space.
     lora_rank: tune stage: peft LoRA of this rank on spatial `to_q` instead of training it fully.
+    recipe_options: changes to the recipe's layers when a 2D U-Net is inflated (`RecipeOptions`).
     """
 
     pretrained: Optional[str] = None
@@ -83,6 +101,7 @@ class ModelConfig:
     vae: Optional[str] = None
     gradient_checkpointing: bool = False
     lora_rank: Optional[int] = None
+    recipe_options: Optional[RecipeOptions] = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Stages (DESIGN.md "One mechanism, four papers"):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,9 @@ from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerBase
 from t2v.diffusion.loss import PREDICTION_TYPES
 from t2v.diffusion.schedulers import SD_NOISE_SCHEDULE
 from t2v.errors import T2VError
-from t2v.models import VideoUNet, get_recipe, inflate, load_unet2d, load_video_unet
+from t2v.models import Recipe, VideoUNet, get_recipe, inflate, load_unet2d, load_video_unet
 from t2v.models.tokenizer import clip_tokenizer, load_tokenizer
-from t2v.training.config import TrainConfig
+from t2v.training.config import RecipeOptions, TrainConfig
 
 CLIP_VOCAB = 49408
 CLIP_POSITIONS = 77
@@ -145,7 +146,19 @@ def _unet(config: TrainConfig, pre: Optional[Path], in_channels: int, text_width
         if unet.recipe.name != get_recipe(recipe).name:
             raise T2VError(f"{pre}/unet was inflated with {unet.recipe.name!r}, not model.recipe {recipe!r}; start from its 2D folder or set model.recipe {unet.recipe.name}")
         return unet
-    return inflate(unet, recipe)
+    return inflate(unet, recipe_with_options(recipe, config.model.recipe_options))
+
+
+def recipe_with_options(name: str, options: Optional[RecipeOptions]) -> Recipe:
+    """The named recipe with the set fields of `model.recipe_options` replaced."""
+    rec = get_recipe(name)
+    if options is None:
+        return rec
+    changes = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
+    kernel = changes.get("resblock_kernel")
+    if kernel is not None and (len(kernel) != 3 or any(k < 1 or k % 2 == 0 for k in kernel)):
+        raise T2VError(f"model.recipe_options.resblock_kernel must be three odd sizes (frames, height, width), e.g. [3, 3, 3]; got {list(kernel)}")
+    return dataclasses.replace(rec, **changes)
 
 
 def noise_schedule(config: TrainConfig, pre: Optional[Path]) -> dict[str, Any]:
