@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from t2v.errors import T2VError
 from t2v.serve.jobs import Job, JobQueue
-from t2v.serve.limits import ServeLimits, check_generate, check_tune
+from t2v.serve.limits import ServeLimits, check_generate, check_tune, clamp_defaults
 from t2v.serve.storage import ResultStore, UploadRefused, new_id, upload_too_large
 from t2v.serve.work import ServedModel, run_generate, run_tune_edit
 
@@ -130,7 +130,8 @@ def create_app(models: Sequence[ServedModel], results: Path, limits: Optional[Se
     async def config(request: Request) -> Response:
         from t2v.diffusion.schedulers import SCHEDULERS
 
-        return JSONResponse({"models": [m.public() for m in models], "limits": limits.as_dict(),
+        shown = [{**m.public(), "defaults": clamp_defaults(m.defaults, limits)} for m in models]
+        return JSONResponse({"models": shown, "limits": limits.as_dict(),
                              "schedulers": list(SCHEDULERS)})
 
     async def generate(request: Request) -> Response:

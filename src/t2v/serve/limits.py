@@ -130,6 +130,14 @@ def _seed(settings: Mapping[str, Any]) -> int:
     return seed
 
 
+def clamp_defaults(defaults: Mapping[str, Any], limits: ServeLimits) -> dict[str, Any]:
+    """A model's default settings, lowered to this server's limits (what the page proposes)."""
+    out = dict(defaults)
+    out["num_frames"] = min(out["num_frames"], limits.max_frames)
+    out["steps"] = min(out["steps"], limits.max_steps)
+    return out
+
+
 def check_generate(settings: Mapping[str, Any], defaults: Mapping[str, Any], vae_factor: int,
                    limits: ServeLimits) -> dict[str, Any]:
     """A generation request (prompt, frames, height, width, steps, guidance, seed, fps, scheduler,
@@ -140,6 +148,7 @@ def check_generate(settings: Mapping[str, Any], defaults: Mapping[str, Any], vae
     """
     from t2v.diffusion.schedulers import SCHEDULERS
 
+    defaults = clamp_defaults(defaults, limits)  # sizes are not lowered: they would break the VAE factor
     out: dict[str, Any] = {"prompt": _prompt(settings.get("prompt"), "prompt", limits)}
     neg = settings.get("negative_prompt") or None
     out["negative_prompt"] = _prompt(neg, "negative prompt", limits) if neg else None
