@@ -176,6 +176,7 @@ def test_non_video_uploads_are_refused(served, content, needle):
     body = _png() if content == "png" else content
     r = client.post("/api/upload?name=clip.mp4", content=body, headers=H)
     assert r.status_code == 415 and needle in r.json()["error"], r.json()
+    assert str(results) not in r.json()["error"]  # no server-side path in the message
     assert _uploads(results) == before
 
 
@@ -313,3 +314,31 @@ def test_tune_and_edit_side_by_side(served, clip_bytes):
     # side_by_side: each 64 px clip enlarged 3x (192 // 64), 2 clips, a 2 px gap.
     assert row.shape[0] == 4 and row.shape[2] == 2 * 192 + 2
     assert json.loads((folder / "edit-000.json").read_text())["prompt_of_video"] == "a blue square moving right"
+
+
+# ----------------------------------------------------------------------------------------------
+# the command
+# ----------------------------------------------------------------------------------------------
+def _t2v(*args: str):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    return subprocess.run([sys.executable, "-m", "t2v", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_serve_command_errors_are_one_line(tmp_path):
+    import socket
+
+    r = _t2v("serve", "--model", str(tmp_path / "nope"), "--results", str(tmp_path / "r"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"error: --model {tmp_path / 'nope'} is not a folder; "
+                                                                    "pass a t2v model folder (unet/, text_encoder/, scheduler/, vae/)"]
+    r = _t2v("serve", "--max-frames", "0", "--results", str(tmp_path / "r"))
+    assert r.returncode == 2 and "--max-frames must be at least 1" in r.stderr
+    with socket.socket() as s:  # a port in use
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = _t2v("serve", "--port", str(s.getsockname()[1]), "--results", str(tmp_path / "r"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "choose another --port" in r.stderr

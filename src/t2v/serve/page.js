@@ -125,8 +125,9 @@ async function poll() {
 }
 
 function showJob(job) {
-  $("job-state").textContent = job.state + (job.position ? ` (place ${job.position} in the queue)` : "");
-  $("job-stage").textContent = job.stage || "";
+  const active = ["queued", "running"].includes(job.state);
+  $("job-state").textContent = job.state === "cancelled" ? job.stage : job.state;
+  $("job-stage").textContent = active ? `· ${job.stage}` + (job.position ? ` (place ${job.position} in the queue)` : "") : "";
   $("job-progress").max = job.total || 1;
   $("job-progress").value = job.step || 0;
   $("job-steps").textContent = job.total ? `${job.step} / ${job.total} steps` : "";

@@ -179,7 +179,8 @@ def probe_video(path: Path, limits: ServeLimits) -> dict[str, Any]:
     except UploadRefused:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # FFmpeg's reason only: str(exc) would also show the server-side path of the file.
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise UploadRefused(f"the file is not a video FFmpeg can read ({reason}); upload an mp4, webm, mov or gif", 415) from None
     if frames < 2:
         raise UploadRefused(f"the file holds {frames} frame{'s' if frames != 1 else ''}, not a video clip; upload a video", 415)
