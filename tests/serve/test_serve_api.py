@@ -294,6 +294,23 @@ def test_tune_limits(served, clip_bytes):
     assert check_tune({**base, "num_frames": 5, "stride": 2}, 9, LIMITS)["num_frames"] == 5  # (5 - 1) * 2 + 1 = 9 fits
 
 
+def test_cancel_inside_the_training_loop(served, clip_bytes):
+    client, results = served
+    up = client.post("/api/upload?name=c.mp4", content=clip_bytes, headers=H).json()
+    body = {"upload": up["id"], "prompt": "a red square moving right", "edit_prompts": ["a blue square"],
+            "tune_steps": 5, "num_frames": 4, "steps": 2}
+    ids = lambda: sorted(p.name for p in results.iterdir() if ID_RE.match(p.name))  # noqa: E731
+    before = ids()
+    job_id = client.post("/api/tune", json=body, headers=H).json()["id"]
+    while client.get(f"/api/jobs/{job_id}").json()["state"] == QUEUED:
+        pass
+    client.post(f"/api/jobs/{job_id}/cancel", headers=H)  # running: still before the first training step
+    job = _wait(client, job_id)
+    assert (job["state"], job["step"]) == (CANCELLED, 0)
+    assert ids() == before
+    assert list((results / ".work").iterdir()) == []  # the half-tuned folder is removed
+
+
 def test_tune_and_edit_side_by_side(served, clip_bytes):
     client, results = served
     up = client.post("/api/upload?name=c.mp4", content=clip_bytes, headers=H).json()
