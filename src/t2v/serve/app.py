@@ -183,8 +183,7 @@ def create_app(models: Sequence[ServedModel], results: Path, limits: Optional[Se
         return submit(Job(new_id(), "edit", model.key, settings, lambda job: run_tune_edit(job, model, store, clip, facts)))
 
     async def job_list(request: Request) -> Response:
-        recent = sorted(jobs.jobs.values(), key=lambda j: j.created, reverse=True)[:50]
-        return JSONResponse([jobs.public(j) for j in recent])
+        return JSONResponse([jobs.public(j) for j in jobs.recent()])
 
     async def job_get(request: Request) -> Response:
         job = jobs.get(request.path_params["job_id"])

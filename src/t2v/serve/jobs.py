@@ -149,6 +149,12 @@ class JobQueue:
                 del self.jobs[old.id]
         return job
 
+    def recent(self, n: int = 50) -> list[Job]:
+        """The newest `n` jobs (any state), newest first."""
+        with self.lock:
+            jobs = list(self.jobs.values())
+        return sorted(jobs, key=lambda j: j.created, reverse=True)[:n]
+
     def get(self, job_id: str) -> Optional[Job]:
         return self.jobs.get(job_id)
 
