@@ -185,6 +185,32 @@ def edit(
 
 
 # --------------------------------------------------------------------------------------------
+# serve (issue 11)
+# --------------------------------------------------------------------------------------------
+@app.command(help="A local web page: generate, watch progress, cancel, tune on an uploaded clip and compare edits, browse results.")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. 0.0.0.0 exposes the page (no login) to the network."),
+    port: int = typer.Option(7860, "--port", help="TCP port."),
+    model: Optional[list[Path]] = typer.Option(None, "--model", help="Model folder (repeatable; the page offers each). Default: the embedded model."),
+    results: Path = typer.Option(Path("outputs/serve"), "--results", help="Folder for results (a JSON of settings beside each video) and uploads."),
+    max_frames: int = typer.Option(32, "--max-frames", help="Most frames per video (and per tuning clip)."),
+    max_size: int = typer.Option(256, "--max-size", help="Most pixels of the height and of the width."),
+    max_steps: int = typer.Option(100, "--max-steps", help="Most sampling / inversion steps."),
+    max_tune_steps: int = typer.Option(50, "--max-tune-steps", help="Most optimizer steps of a tuning."),
+    max_upload_mb: float = typer.Option(50.0, "--max-upload-mb", help="Largest upload, MB (1e6 bytes)."),
+    max_clip_mb: float = typer.Option(500.0, "--max-clip-mb", help="Largest uploaded clip once decoded (frames x H x W x 3 bytes), MB."),
+    max_edit_prompts: int = typer.Option(4, "--max-edit-prompts", help="Most edited prompts per tuning."),
+    max_queue: int = typer.Option(8, "--max-queue", help="Most jobs waiting per model."),
+) -> None:
+    from t2v.serve import ServeLimits, run_server
+
+    limits = ServeLimits(max_frames=max_frames, max_size=max_size, max_steps=max_steps, max_tune_steps=max_tune_steps,
+                         max_upload_mb=max_upload_mb, max_clip_mb=max_clip_mb, max_edit_prompts=max_edit_prompts,
+                         max_queue=max_queue)
+    run_server(list(model or []), results, limits, host=host, port=port)
+
+
+# --------------------------------------------------------------------------------------------
 # inflate (issue 4)
 # --------------------------------------------------------------------------------------------
 @app.command(help="Inflate a Stable Diffusion (diffusers) U-Net into a video U-Net with a paper's recipe.")
