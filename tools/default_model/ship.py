@@ -1,0 +1,37 @@
+"""Turn the video stage's model folder (`t2v train configs/default_model/3_video.yaml` ->
+runs/default_model/video/model) into the shipped default model: U-Net and VAE in float16 (the text
+encoder stays float32), DPM-Solver++ (order 2) on the training schedule, and the generation defaults.
+
+    PYTHONPATH=src python tools/default_model/ship.py runs/default_model/video/model src/t2v/assets/default_model
+"""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
+from transformers import CLIPTextModel
+
+from t2v.models import load_video_unet
+
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+steps, guidance = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (15, 4.0)
+shutil.rmtree(out, ignore_errors=True)
+out.mkdir(parents=True)
+load_video_unet(src).to(torch.float16).save_pretrained(out / "unet")
+CLIPTextModel.from_pretrained(src / "text_encoder", dtype=torch.float32).save_pretrained(out / "text_encoder")
+AutoencoderKL.from_pretrained(src / "vae").to(torch.float16).save_pretrained(out / "vae")
+shutil.copytree(src / "tokenizer", out / "tokenizer")
+ddpm = DDPMScheduler.from_pretrained(src / "scheduler")
+DPMSolverMultistepScheduler.from_config(ddpm.config, algorithm_type="dpmsolver++", solver_order=2).save_pretrained(out / "scheduler")
+index = {
+    "_class_name": "TextToVideoPipeline", "_diffusers_version": "0.42.0",
+    "unet": ["t2v", "VideoUNet"], "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
+    "vae": ["diffusers", "AutoencoderKL"],
+    "t2v_generation": {"num_inference_steps": steps, "guidance_scale": guidance, "num_frames": 16, "height": 64, "width": 64, "fps": 8},
+}
+(out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+print(f"wrote {out}: {total / 1e6:.1f} MB")
