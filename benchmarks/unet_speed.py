@@ -230,6 +230,7 @@ class Entry:
     build: Callable[[], nn.Module]  # a fresh model of the same architecture (FLOP counting on the meta device)
     matches: tuple[str, ...] = ()  # for peers: the t2v models this one is matched to
     flops: dict[str, float] = dataclasses.field(default_factory=dict)
+    breakdown: dict[str, float] = dataclasses.field(default_factory=dict)
     # mode -> clock ("wall" or "cpu") -> seconds per timed run
     times: dict[str, dict[str, list[float]]] = dataclasses.field(
         default_factory=lambda: {m: {"wall": [], "cpu": []} for m in ("forward", "backward")})
@@ -323,6 +324,64 @@ def count_flops(entry: Entry, mode: str, setup: Setup) -> float:
     with counter:
         run_once(meta, mode)
     return float(counter.get_total_flops())
+
+
+# The layers each video U-Net adds to its 2D parent (class names), for the time breakdown.
+TEMPORAL_CLASSES = {
+    "t2v": ("TemporalAttention", "TemporalConv", "TemporalResBlock", "AlphaMerge"),
+    "modelscope": ("TemporalConvLayer", "TransformerTemporalModel"),
+    "animatediff": ("AnimateDiffTransformer3D",),
+}
+
+
+def breakdown(entry: Entry) -> dict[str, float]:
+    """CPU seconds of one forward: total, the added temporal layers, Tune-A-Video's ST-Attn
+    (sparse-causal attention in place of spatial self-attention), and the rest (the 2D U-Net).
+
+    Module hooks read the process CPU clock around every temporal layer; with one intra-op thread
+    that is the layer's own compute, whatever else runs on the machine.
+    """
+    from t2v.layers import SparseCausalAttnProcessor
+
+    spent = {"temporal": 0.0, "st_attn": 0.0}
+    started: dict[int, float] = {}
+    handles = []
+
+    def watch(module: nn.Module, key: str) -> None:
+        def pre(m, *_):
+            started[id(m)] = time.process_time()
+
+        def post(m, *_):
+            spent[key] += time.process_time() - started.pop(id(m))
+
+        handles.extend([module.register_forward_pre_hook(pre), module.register_forward_hook(post)])
+
+    for m in entry.model.modules():
+        if type(m).__name__ in TEMPORAL_CLASSES[entry.kind]:
+            watch(m, "temporal")
+        elif isinstance(getattr(m, "processor", None), SparseCausalAttnProcessor):
+            watch(m, "st_attn")
+    try:
+        c0 = time.process_time()
+        run_once(entry, "forward")
+        total = time.process_time() - c0
+    finally:
+        for h in handles:
+            h.remove()
+    return {"total": total, **spent, "rest": total - spent["temporal"] - spent["st_attn"]}
+
+
+def breakdown_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "fwd GFLOP", "cpu ms", "added temporal layers ms", "ST-Attn ms", "2D U-Net (rest) ms", "GFLOP/s"]
+    out = []
+    for e in entries:
+        b = e.breakdown
+        share = f" ({100 * b['temporal'] / b['total']:.0f}%)"
+        gf = e.flops.get("forward")
+        out.append([e.name, f"{gf / 1e9:.3g}" if gf else "", f"{b['total'] * 1e3:.0f}",
+                    f"{b['temporal'] * 1e3:.0f}{share}", f"{b['st_attn'] * 1e3:.0f}" if b["st_attn"] else "",
+                    f"{b['rest'] * 1e3:.0f}", f"{gf / 1e9 / b['total']:.0f}" if gf else ""])
+    return head, out
 
 
 def interleaved(entries: list[Entry], mode: str, runs: int, warmup: int, device: torch.device,
@@ -448,6 +507,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="put every model in channels_last memory format")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs (on the meta device, a few seconds)")
+    p.add_argument("--no-breakdown", action="store_true",
+                   help="skip the CPU forward breakdown (added temporal layers vs the 2D U-Net; CPU only)")
     p.add_argument("--clock", choices=["wall", "cpu", "auto"], default="auto",
                    help="which median the speed-ups use: wall clock, or process CPU time (auto: cpu on a CPU with "
                         "one thread, where it is immune to other load; wall otherwise)")
@@ -524,6 +585,10 @@ def main(argv: list[str] | None = None) -> None:
         n = runs if m == "forward" else backward_runs
         log(f"{m}: {warmup} warm-up + {n} timed rounds over {len(entries)} models, interleaved")
         interleaved(entries, m, n, warmup, device, not args.no_memory, log)
+        if m == "forward" and not args.no_breakdown and not cuda:
+            log("forward time breakdown (one more call per model, CPU clock, module hooks)")
+            for e in entries:
+                e.breakdown = breakdown(e)
 
     what = "CUDA max_memory_allocated" if cuda else "tensor-allocation counter (CPU allocator via torch.profiler)"
     print(f"\nmachine: {', '.join(f'{k} {v}' for k, v in machine().items())}")
@@ -534,12 +599,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"speed-up 'x vs P' = P's median {clock} time / this model's (> 1: t2v is faster)\n")
     head, body = rows(entries, modes, clock)
     print_table(head, body, args.markdown)
+    if any(e.breakdown for e in entries):
+        print("\nwhere one forward's CPU time goes (module hooks on the layers each model adds to its 2D parent):\n")
+        print_table(*breakdown_rows([e for e in entries if e.breakdown]), args.markdown)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "args": vars(args) | {"widths": list(widths)},
                        "models": [{"name": e.name, "kind": e.kind, "params": e.params, "widths": list(e.widths),
                                    "matches": list(e.matches), "times": e.times, "memory": e.memory,
-                                   "flops": e.flops} for e in entries]},
+                                   "flops": e.flops, "breakdown": e.breakdown} for e in entries]},
                       f, indent=1)
 
 
