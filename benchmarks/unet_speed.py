@@ -444,10 +444,16 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def rows(entries: list[Entry], modes: list[str], clock: str) -> tuple[list[str], list[list[str]]]:
-    """The table: one row per model; for t2v rows, speed-up = peer median / t2v median (> 1: t2v faster).
+def speedups(entry: Entry, peer: Entry, mode: str, clock: str) -> list[float]:
+    """Peer time / t2v time in each interleaved round (both ran in the same round, under the same load)."""
+    return [p / t for p, t in zip(peer.times[mode][clock], entry.times[mode][clock])]
 
-    Times are medians of wall-clock and of process CPU time; the speed-ups use `clock`.
+
+def rows(entries: list[Entry], modes: list[str], clock: str) -> tuple[list[str], list[list[str]]]:
+    """The table: one row per model; for t2v rows, the speed-up over each peer (> 1: t2v faster).
+
+    Times are medians of wall-clock and of process CPU time; a speed-up is the median over rounds
+    of (peer time / t2v time) in the same round, with its range, on `clock`.
     """
     peers = {(e.kind, m): e for e in entries if e.kind != "t2v" for m in e.matches}
     head = ["model", "params (M)", "widths"]
@@ -462,8 +468,8 @@ def rows(entries: list[Entry], modes: list[str], clock: str) -> tuple[list[str],
                     f"{e.flops[m] / 1e9:.3g}" if m in e.flops else ""]
             for p in PEERS:
                 peer = peers.get((p, e.name)) if e.kind == "t2v" else None
-                ok = peer is not None and peer.times[m][clock]
-                row.append(f"{median(peer.times[m][clock]) / median(e.times[m][clock]):.2f}" if ok else "")
+                r = speedups(e, peer, m, clock) if peer is not None else []
+                row.append(f"{median(r):.2f} ({min(r):.2f}-{max(r):.2f})" if r else "")
             row.append(f"{e.memory[m] / 2**20:.0f}" if m in e.memory else "")
         out.append(row)
     return head, out
@@ -495,6 +501,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--widths", type=lambda s: tuple(int(w) for w in s.split(",")), default=None,
                    help="block widths of the t2v models, e.g. 64,128,256,256")
     p.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated t2v recipes")
+    p.add_argument("--match", choices=["params", "backbone"], default="params",
+                   help="params: peers' widths searched to the t2v model's parameter count (within 10%%); "
+                        "backbone: peers at the same widths (the same 2D U-Net, made temporal each its own way)")
     p.add_argument("--peers", default=",".join(PEERS), help="comma-separated: modelscope, animatediff")
     p.add_argument("--modes", default="forward,backward", help="forward (no_grad) and/or backward (forward+backward)")
     p.add_argument("--frames", type=int, default=16)
@@ -548,11 +557,12 @@ def main(argv: list[str] | None = None) -> None:
             model = model.to(memory_format=torch.channels_last)
         entries.append(Entry(r, "t2v", model, make_call("t2v", model, x), n_params(model), widths, build))
 
-    # One peer per (kind, group of t2v models within 2% of each other's size); each within 10%.
+    # --match params: one peer per (kind, group of t2v models within 2% of each other's size), each
+    # within 10% of every model it is compared with. --match backbone: the peers at the t2v widths.
     cache: dict = {}
     groups: list[list[Entry]] = []
     for e in sorted(entries, key=lambda e: e.params):
-        if groups and e.params <= groups[-1][0].params * 1.02:
+        if args.match == "params" and groups and e.params <= groups[-1][0].params * 1.02 or args.match == "backbone" and groups:
             groups[-1].append(e)
         else:
             groups.append([e])
@@ -560,18 +570,19 @@ def main(argv: list[str] | None = None) -> None:
     for kind in peer_kinds:
         for group in groups:
             target = round(statistics.mean(e.params for e in group))
-            w, _ = match_widths(kind, target, widths, setup, cache)
+            w = match_widths(kind, target, widths, setup, cache)[0] if args.match == "params" else widths
             torch.manual_seed(0)
             build = functools.partial(builders[kind], w, setup)
             model = build().to(device, dtype)
             if args.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            entry = Entry(f"{kind}@{target / 1e6:.1f}M", kind, model,
-                          make_call(kind, model, x), n_params(model), w, build, tuple(g.name for g in group))
+            name = f"{kind}@{target / 1e6:.1f}M" if args.match == "params" else f"{kind} (same widths)"
+            entry = Entry(name, kind, model, make_call(kind, model, x), n_params(model), w, build,
+                          tuple(g.name for g in group))
             for g in group:
                 off = entry.params / g.params - 1
-                log(f"{kind} matched to {g.name}: {entry.params:,} vs {g.params:,} parameters ({off:+.1%}), widths {w}")
-                if abs(off) > TOLERANCE:
+                log(f"{kind} vs {g.name}: {entry.params:,} vs {g.params:,} parameters ({off:+.1%}), widths {w}")
+                if args.match == "params" and abs(off) > TOLERANCE:
                     raise SystemExit(f"{kind} is {off:+.1%} off {g.name}'s size; widen the search (match_widths)")
             entries.append(entry)
 
@@ -596,7 +607,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{device}, {args.dtype}; median of {runs} forward / {backward_runs} forward+backward interleaved rounds after {warmup} warm-up")
     print(f"peak memory: {what}, above the weights; GFLOP: matrix products, convolutions and attention "
           f"(torch.utils.flop_counter; element-wise ops not counted)")
-    print(f"speed-up 'x vs P' = P's median {clock} time / this model's (> 1: t2v is faster)\n")
+    print(f"speed-up 'x vs P' = P's {clock} time / this model's in the same round: median (min-max) over rounds "
+          f"(> 1: t2v is faster)\n")
     head, body = rows(entries, modes, clock)
     print_table(head, body, args.markdown)
     if any(e.breakdown for e in entries):
