@@ -31,10 +31,6 @@ app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 
 
-def _not_yet(what: str, issue: int) -> None:
-    raise T2VError(f"`t2v {what}` is not available yet in this version (planned in issue {issue}).")
-
-
 # --------------------------------------------------------------------------------------------
 # generate (issue 5)
 # --------------------------------------------------------------------------------------------
@@ -47,8 +43,8 @@ def generate(
     height: Optional[int] = typer.Option(None, "--height", help="Height in pixels (default: the model's size)."),
     width: Optional[int] = typer.Option(None, "--width", help="Width in pixels (default: the model's size)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the video (and Make-A-Video's fps conditioning). Default 8."),
-    steps: int = typer.Option(50, "--steps", help="Sampling steps."),
-    guidance: float = typer.Option(7.5, "--guidance", help="Classifier-free guidance scale (1 = none)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's, else 50)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale, 1 = none (default: the model's, else 7.5)."),
     seed: int = typer.Option(0, "--seed", help="Seed; video i of --prompts uses seed + i."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer away from (replaces the empty prompt of guidance)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
@@ -75,7 +71,7 @@ def generate(
             raise T2VError(f"with --prompts, --out is a folder for the videos; got the file name {out}")
     else:
         prompts = [prompt]
-    check_request(prompts, num_frames, steps)
+    check_request(prompts, num_frames, steps if steps is not None else 1)
     if scheduler is not None:
         make_scheduler(scheduler)
     if fps is not None and fps <= 0:
@@ -102,17 +98,49 @@ def generate(
 # --------------------------------------------------------------------------------------------
 # train (issue 6)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Train a stage (image, video, vae-decoder) from a YAML config. [dim](issue 6: not yet available)[/dim]")
-def train(config: Optional[Path] = typer.Argument(None)) -> None:
-    _not_yet("train", 6)
+@app.command(help="Train a stage (image, video or tune) from a YAML config (see configs/); also under `accelerate launch`.")
+def train(
+    config: Path = typer.Argument(..., help="YAML preset, e.g. configs/shapes_image.yaml."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config value: --set optim.lr=3e-4 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint in output_dir/checkpoints."),
+) -> None:
+    from t2v.training.config import load_config
+    from t2v.training.loop import train as run_training
+
+    result = run_training(load_config(config, set_ or []), resume=resume)
+    if result.output is not None:
+        print(result.output)
 
 
 # --------------------------------------------------------------------------------------------
-# tune / edit (issue 5)
+# tune (the training loop, issue 6) / edit (the Tune-A-Video pipeline, issue 5)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Tune-A-Video: one-shot tuning of a text-to-image model on one text-video pair. [dim](issue 5: not yet available)[/dim]")
-def tune() -> None:
-    _not_yet("tune", 5)
+@app.command(help="Tune-A-Video: one-shot tuning of a text-to-image model on one text-video pair; writes a tuned folder for `t2v edit`.")
+def tune(
+    model: Path = typer.Option(..., "--model", help="Stable Diffusion folder (unet/, text_encoder/, tokenizer/, scheduler/, vae/)."),
+    video: Path = typer.Option(..., "--video", help="The clip to tune on."),
+    prompt: str = typer.Option(..., "--prompt", help="Its caption, e.g. 'a man is skiing'."),
+    steps: int = typer.Option(..., "--steps", help="Optimizer steps (the paper: 500)."),
+    out: Path = typer.Option(..., "--out", help="Tuned folder: unet_delta.safetensors + tune.json (+ logs/)."),
+    lr: float = typer.Option(3e-5, "--lr", help="AdamW learning rate."),
+    num_frames: int = typer.Option(24, "--num-frames", help="Frames taken from the clip."),
+    stride: int = typer.Option(1, "--stride", help="Keep every n-th frame (the paper's sample_frame_rate)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Default: the model's native size."),
+    width: Optional[int] = typer.Option(None, "--width", help="Default: the model's native size."),
+    lora: Optional[int] = typer.Option(None, "--lora", help="Train peft LoRA adapters of this rank on to_q instead of to_q itself."),
+    seed: int = typer.Option(0, "--seed"),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, fp16 (GPU) or bf16."),
+    gradient_checkpointing: bool = typer.Option(True, "--gradient-checkpointing/--no-gradient-checkpointing"),
+) -> None:
+    from t2v.training.loop import train as run_training
+    from t2v.training.tune import tune_config
+
+    config = tune_config(model, video, prompt, steps, out, lr=lr, num_frames=num_frames, stride=stride, height=height,
+                         width=width, lora_rank=lora, seed=seed, mixed_precision=mixed_precision,
+                         gradient_checkpointing=gradient_checkpointing)
+    result = run_training(config)
+    if result.output is not None:
+        print(result.output)
 
 
 @app.command(help="Tune-A-Video: edit a tuned video with new prompts (DDIM inversion + sampling); writes one video per prompt and a side-by-side comparison.")
@@ -176,9 +204,251 @@ def inflate(
 # --------------------------------------------------------------------------------------------
 # eval (issues 7, 8)
 # --------------------------------------------------------------------------------------------
-@eval_app.command("fvd", help="Frechet Video Distance (I3D features). [dim](issue 8: not yet available)[/dim]")
-def eval_fvd() -> None:
-    _not_yet("eval fvd", 8)
+def _eval_report(title: str, rows: list[tuple[str, str, str]], payload: dict, json_out: Optional[Path]) -> None:
+    """Print the metric table to stdout and write the JSON report (issue 8)."""
+    import json
+
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("set", "value", "videos"):
+        table.add_column(col, justify="right" if col != "set" else "left")
+    for name, value, n in rows:
+        table.add_row(name, value, n)
+    Console().print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(payload, indent=2) + "\n")
+        Console().print(f"report written to {json_out}")
+
+
+def _clips_with_progress(paths: list, frames: Optional[int], stride: int, skip_short: bool, skipped: list, desc: str):
+    """Decoded clips of `paths` behind a progress bar on stderr, drawn on terminals only; use it as a
+    context manager so that an error clears the bar before its one line (issue 8)."""
+    from tqdm import tqdm
+
+    from t2v.metrics.video_folder import iter_clips
+
+    clips = iter_clips(paths, frames, stride, "skip" if skip_short else "error", skipped=skipped)
+    return tqdm(clips, total=len(paths), desc=desc, unit="video", file=sys.stderr, leave=False, disable=None)
+
+
+def _weights_file(weights: Optional[str], known_urls: list[str], where: str) -> Path:
+    """--weights as a file, or a URL fetched into the cache; without it a cached known download (issue 8)."""
+    from t2v.metrics.download import cached_path, fetch
+
+    if weights is not None:
+        path = fetch(weights)
+        if not path.is_file():
+            raise T2VError(f"weights file {path} not found: download {where}")
+        return path
+    for url in known_urls:
+        if cached_path(url).is_file():
+            return cached_path(url)
+    raise T2VError(f"weights needed: pass --weights FILE or URL ({where})")
+
+
+_FRAMES = typer.Option(16, "--frames", help="frames per clip (the first ones)")
+_STRIDE = typer.Option(1, "--stride", help="take every n-th frame")
+_SKIP = typer.Option(False, "--skip-short", help="leave out videos shorter than the clip instead of failing")
+_JSON = typer.Option(None, "--json", help="write a JSON report here")
+_DEVICE = typer.Option("cpu", "--device", help="torch device")
+_BATCH = typer.Option(8, "--batch-size", help="clips per forward pass")
+
+
+@eval_app.command("fvd", help="Frechet Video Distance between two folders of videos (I3D Kinetics-400 features, Unterthiner et al. 2018).")
+def eval_fvd(
+    real: Path = typer.Option(..., "--real", help="folder of real videos"),
+    fake: Path = typer.Option(..., "--fake", help="folder of generated videos"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="I3D weights: pytorch-i3d rgb_imagenet.pt, StyleGAN-V i3d_torchscript.pt, or a URL (downloaded once to ~/.cache/t2v)"),
+    frames: int = _FRAMES,
+    stride: int = _STRIDE,
+    size: int = typer.Option(224, "--size", help="frame size fed to I3D"),
+    resize: str = typer.Option("squash", "--resize", help="squash (original FVD) or center-crop (short side + center crop)"),
+    feature: str = typer.Option("logits", "--feature", help="logits (400, original FVD) or pool (1024)"),
+    batch_size: int = _BATCH,
+    device: str = _DEVICE,
+    skip_short: bool = _SKIP,
+    json_out: Optional[Path] = _JSON,
+) -> None:
+    from dataclasses import asdict
+
+    from t2v.metrics.fvd import FVDConfig, feature_statistics, fvd_from_statistics, i3d_extractor
+    from t2v.metrics.video_folder import list_videos
+    from t2v.models.i3d import PYTORCH_I3D_URL, STYLEGAN_V_I3D_URL, WHERE_TO_GET, load_i3d
+
+    resize_mode = {"squash": "squash", "center-crop": "center_crop", "center_crop": "center_crop"}.get(resize)
+    if resize_mode is None:
+        raise T2VError(f"--resize {resize!r}: use squash or center-crop")
+    if feature not in ("logits", "pool"):
+        raise T2VError(f"--feature {feature!r}: use logits or pool")
+    config = FVDConfig(frames=frames, stride=stride, size=size, resize=resize_mode, feature=feature, batch_size=batch_size)
+    real_paths, fake_paths = list_videos(real), list_videos(fake)
+    weights_path = _weights_file(weights, [PYTORCH_I3D_URL, STYLEGAN_V_I3D_URL], WHERE_TO_GET)
+    extractor = i3d_extractor(load_i3d(weights_path, device), feature)
+    skipped: list = []
+    stats = {}
+    for name, paths in (("real", real_paths), ("fake", fake_paths)):
+        with _clips_with_progress(paths, frames, stride, skip_short, skipped, f"{name} videos") as clips:
+            stats[name] = feature_statistics(clips, extractor, config, device)
+    value = fvd_from_statistics(stats["real"], stats["fake"], config)
+    payload = {
+        "metric": "fvd", "value": value, "weights": str(weights_path), "config": asdict(config),
+        "real": {"dir": str(real), "videos": stats["real"].n}, "fake": {"dir": str(fake), "videos": stats["fake"].n},
+        "skipped": [str(p) for p in skipped],
+    }
+    counts = f"{stats['real'].n} real, {stats['fake'].n} fake"
+    _eval_report("FVD", [("fake vs real", f"{value:.6g}", counts)], payload, json_out)
+
+
+@eval_app.command("is", help="Inception Score of videos (C3D fine-tuned on UCF-101, TGAN/TGANv2 protocol).")
+def eval_is(
+    fake: Path = typer.Option(..., "--fake", help="folder of generated videos"),
+    real: Optional[Path] = typer.Option(None, "--real", help="also score a folder of real videos (the reference)"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="C3D weights: StyleGAN-V c3d_ucf101.pt, TGANv2 conv3d_deepnetA_ucf.npz (mean2.npz beside it), or a URL"),
+    mean: Optional[Path] = typer.Option(None, "--mean", help="TGANv2's mean2.npz when not beside the .npz weights"),
+    splits: int = typer.Option(10, "--splits", help="number of splits"),
+    shuffle_seed: Optional[int] = typer.Option(None, "--shuffle-seed", help="shuffle before splitting (StyleGAN-V uses 42)"),
+    frames: int = _FRAMES,
+    stride: int = _STRIDE,
+    batch_size: int = _BATCH,
+    device: str = _DEVICE,
+    skip_short: bool = _SKIP,
+    json_out: Optional[Path] = _JSON,
+) -> None:
+    from dataclasses import asdict
+
+    from t2v.metrics.inception_score import ISConfig, class_probabilities, inception_score
+    from t2v.metrics.video_folder import list_videos
+    from t2v.models.c3d import C3D_NPZ_URL, STYLEGAN_V_C3D_URL, WHERE_TO_GET, load_c3d
+
+    config = ISConfig(frames=frames, stride=stride, splits=splits, batch_size=batch_size, shuffle_seed=shuffle_seed)
+    sets = [("fake", fake, list_videos(fake))] + ([("real", real, list_videos(real))] if real is not None else [])
+    weights_path = _weights_file(weights, [STYLEGAN_V_C3D_URL, C3D_NPZ_URL], WHERE_TO_GET)
+    classifier = load_c3d(weights_path, mean, device)
+    rows, payload = [], {"metric": "is", "weights": str(weights_path), "config": asdict(config), "skipped": []}
+    for name, folder, paths in sets:
+        with _clips_with_progress(paths, frames, stride, skip_short, payload["skipped"], f"{name} videos") as clips:
+            probs = class_probabilities(clips, classifier, batch_size, device)
+        m, s = inception_score(probs, splits, shuffle_seed)
+        payload[name] = {"dir": str(folder), "videos": int(probs.shape[0]), "mean": m, "std": s}
+        rows.append((name, f"{m:.4g} ± {s:.2g}", str(probs.shape[0])))
+    payload["skipped"] = [str(p) for p in payload["skipped"]]
+    _eval_report(f"Inception Score ({splits} splits)", rows, payload, json_out)
+
+
+def _eval_clip(
+    metric: str, fake: Path, real: Optional[Path], clip: Path, prompts: Optional[Path],
+    frames: Optional[int], stride: int, skip_short: bool, device: str, json_out: Optional[Path],
+) -> None:
+    """CLIPSIM or CLIP frame consistency of one or two folders (issue 8)."""
+    from tqdm import tqdm
+
+    from t2v.metrics.clip_score import clipsim, frame_consistency, load_clip, prompts_for_videos
+    from t2v.metrics.video_folder import iter_path_clips, list_videos
+
+    sets = [("fake", fake, list_videos(fake))] + ([("real", real, list_videos(real))] if real is not None else [])
+    texts = {}
+    if metric == "clipsim":  # prompts of every video before any decoding: fail early
+        texts = {name: dict(zip(paths, prompts_for_videos(paths, prompts if name == "fake" else None))) for name, _, paths in sets}
+    scorer = load_clip(clip, device)
+    rows, payload = [], {"metric": metric, "clip": str(clip), "frames": frames, "stride": stride, "skipped": []}
+    for name, folder, paths in sets:
+        skipped: list = []
+        pairs = iter_path_clips(paths, frames, stride, "skip" if skip_short else "error", skipped=skipped)
+        scores = []
+        with tqdm(pairs, total=len(paths), desc=f"{name} videos", unit="video", file=sys.stderr, leave=False, disable=None) as bar:
+            for path, frames_ in bar:
+                scores.append(clipsim(scorer, frames_, texts[name][path]) if metric == "clipsim" else frame_consistency(scorer, frames_))
+        if not scores:
+            raise T2VError(f"no videos left to score in {folder}")
+        value = sum(scores) / len(scores)
+        payload["skipped"] += [str(p) for p in skipped]
+        payload[name] = {"dir": str(folder), "videos": len(scores), "value": value}
+        rows.append((name, f"{value:.4f}", str(len(scores))))
+    _eval_report("CLIPSIM" if metric == "clipsim" else "CLIP frame consistency", rows, payload, json_out)
+
+
+_CLIP = typer.Option(..., "--clip", help="local transformers CLIP folder (e.g. openai/clip-vit-base-patch32)")
+_ALL_FRAMES = typer.Option(None, "--frames", help="frames per video (the first ones; default: all)")
+
+
+@eval_app.command("clipsim", help="CLIPSIM: mean CLIP text-frame cosine (MSR-VTT protocol); prompts from sidecar .txt files or --prompts.")
+def eval_clipsim(
+    fake: Path = typer.Option(..., "--fake", help="folder of generated videos"),
+    clip: Path = _CLIP,
+    real: Optional[Path] = typer.Option(None, "--real", help="also score a folder of real videos (their own sidecar prompts)"),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSON {video name: prompt}, or one prompt a line in sorted video order"),
+    frames: Optional[int] = _ALL_FRAMES,
+    stride: int = _STRIDE,
+    skip_short: bool = _SKIP,
+    device: str = _DEVICE,
+    json_out: Optional[Path] = _JSON,
+) -> None:
+    _eval_clip("clipsim", fake, real, clip, prompts, frames, stride, skip_short, device, json_out)
+
+
+@eval_app.command("consistency", help="CLIP frame consistency: mean cosine of CLIP embeddings over all frame pairs (Tune-A-Video).")
+def eval_consistency(
+    fake: Path = typer.Option(..., "--fake", help="folder of generated videos"),
+    clip: Path = _CLIP,
+    real: Optional[Path] = typer.Option(None, "--real", help="also score a folder of real videos"),
+    frames: Optional[int] = _ALL_FRAMES,
+    stride: int = _STRIDE,
+    skip_short: bool = _SKIP,
+    device: str = _DEVICE,
+    json_out: Optional[Path] = _JSON,
+) -> None:
+    _eval_clip("consistency", fake, real, clip, None, frames, stride, skip_short, device, json_out)
+
+
+@eval_app.command("shapes", help="The ShapesWorld oracle: generate every combination (88 held-in + 8 held-out) for N seeds, read color/shape/direction back.")
+def eval_shapes(
+    model: Optional[Path] = typer.Option(None, "--model", help="model folder (default: the embedded default model)"),
+    seeds: int = typer.Option(4, "--seeds", help="seeds per combination"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="sampling steps (default: the model's generation defaults)"),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)"),
+    num_frames: int = typer.Option(16, "--num-frames", help="frames per clip"),
+    image_only: bool = typer.Option(False, "--image-only", help="skip the temporal layers: the image model frame by frame (the ablation)"),
+    batch_size: int = typer.Option(8, "--batch-size", help="clips sampled together"),
+    seed: int = typer.Option(0, "--seed", help="clip j of the evaluation uses generator seed SEED + j"),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)"),
+    json_out: Optional[Path] = _JSON,
+) -> None:
+    import json
+
+    from rich.table import Table
+    from tqdm import tqdm
+
+    from t2v.metrics.shapes_eval import METRICS, evaluate_shapes, report
+    from t2v.pipelines import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(model, device=device)
+    defaults = pipe.generation_defaults
+    steps = steps if steps is not None else defaults["num_inference_steps"]
+    guidance = guidance if guidance is not None else defaults["guidance_scale"]
+
+    def generate(prompts: list[str], first_seed: int):
+        return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,
+                    scheduler=scheduler, progress=False, image_only=image_only)
+
+    with tqdm(total=96 * seeds, desc="shapes", unit="clip", file=sys.stderr, leave=False, disable=None) as bar:
+        scores, clips = evaluate_shapes(generate, seeds=seeds, batch_size=batch_size, base_seed=seed, progress=bar.update)
+    title = f"ShapesWorld oracle ({'image-only ablation' if image_only else 'video model'}, {seeds} seeds, {steps} steps, guidance {guidance:g})"
+    table = Table(title=title)
+    for col in ("set", "clips", *METRICS):
+        table.add_column(col.replace("_", "-"), justify="left" if col == "set" else "right")
+    for group in ("held_in", "held_out", "all"):
+        g = scores[group]
+        table.add_row(group.replace("_", "-"), str(g["n"]), *(f"{100 * g[m]:.1f}%" for m in METRICS))
+    Console().print(table)
+    if json_out is not None:
+        settings = {"model": str(model) if model else "default", "seeds": seeds, "steps": steps, "guidance": guidance,
+                    "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report(scores, clips, settings), indent=2) + "\n")
+        Console().print(f"report written to {json_out}")
 
 
 # --------------------------------------------------------------------------------------------

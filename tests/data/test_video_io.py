@@ -12,6 +12,7 @@ on PyAV 18 / FFmpeg's libx264 and libvpx-vp9; printed by `python tests/data/meas
 
 from __future__ import annotations
 
+import hashlib
 from fractions import Fraction
 
 import av
@@ -149,3 +150,18 @@ def test_truncated_real_video_is_an_error_naming_it(assets, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoReadError, match="car-turn-cut.mp4"):
         read_video(cut)
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".gif"])
+def test_same_frames_give_the_same_bytes(tmp_path, suffix):
+    # Seeded generation should give the same *file*, not only the same tensor: swscale's RGB->YUV
+    # and WebM's random segment id used to make the bytes differ from run to run. H.264 (.mp4) is
+    # left out: with one x264 thread and our own YUV conversion, about 1 run in 8 of this file still
+    # gave a different packet size for one frame (cause not found yet; open work).
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 12, 48, 64, generator=g) * 2 - 1
+    digests = set()
+    for i in range(4):
+        out = write_video(tmp_path / f"v{i}{suffix}", x, 8)
+        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert len(digests) == 1

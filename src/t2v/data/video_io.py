@@ -152,7 +152,7 @@ def write_video(path: str | Path, frames: torch.Tensor | np.ndarray, fps: float,
     if suffix == "" or path.is_dir():
         _write_frame_folder(path, x)
     elif suffix in (".mp4", ".mov"):
-        _write_yuv420(path, x, fps, "libx264", {"crf": str(crf), "preset": "medium"}, pad_odd)
+        _write_yuv420(path, x, fps, "libx264", {"crf": str(crf), "preset": "medium", "threads": "1"}, pad_odd)
     elif suffix == ".webm":
         _write_yuv420(path, x, fps, "libvpx-vp9", {"crf": str(crf + 12), "b": "0", "deadline": "good", "cpu-used": "4"}, pad_odd)
     elif suffix == ".gif":
@@ -169,7 +169,8 @@ def _rate(fps: float) -> Fraction:
 def _open_output(path: Path) -> av.container.OutputContainer:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return av.open(str(path), "w")
+        # bitexact: no random container ids (Matroska/WebM segment UID), so equal frames give equal bytes.
+        return av.open(str(path), "w", options={"fflags": "+bitexact"})
     except (av.FFmpegError, OSError) as e:
         raise T2VError(f"cannot write {path} ({e})") from None
 
@@ -185,11 +186,35 @@ def _write_yuv420(path: Path, x: np.ndarray, fps: float, codec: str, options: di
     with _open_output(path) as container:
         stream = container.add_stream(codec, rate=_rate(fps), options=options)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        # One encoder thread: libx264's threaded rate control makes the bytes differ from run to
+        # run; with one thread the same frames give the same file (seeded outputs are reproducible).
+        stream.codec_context.thread_count = 1
         for frame in x:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_rgb_to_yuv420p(frame), format="yuv420p")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+# BT.601 limited range ("TV" range), what players assume for untagged yuv420p at these sizes.
+_RGB_TO_YUV = np.array([[0.256788, 0.504129, 0.097906],
+                        [-0.148223, -0.290993, 0.439216],
+                        [0.439216, -0.367788, -0.071427]], dtype=np.float32)
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float32)
+
+
+def _rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> uint8 (H*3/2, W) planar yuv420p (BT.601 limited range).
+
+    Written by hand because FFmpeg's swscale gave slightly different bytes from run to run here
+    (its SIMD path), which made seeded mp4 files differ; this conversion is exact and repeatable.
+    Chroma is the mean of each 2x2 block.
+    """
+    h, w, _ = frame.shape
+    yuv = frame.astype(np.float32) @ _RGB_TO_YUV.T + _YUV_OFFSET  # (H, W, 3)
+    uv = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))  # (H/2, W/2, 2)
+    flat = np.concatenate([yuv[..., 0].ravel(), uv[..., 0].ravel(), uv[..., 1].ravel()])  # Y, U, V planes
+    return np.clip(np.rint(flat), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 def _write_gif(path: Path, x: np.ndarray, fps: float) -> None:

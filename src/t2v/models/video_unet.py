@@ -165,7 +165,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         else:
             raise T2VError(f"timestep must be a scalar or (B,) with B = {b}; got shape {tuple(timestep.shape)}")
 
-        x = rearrange(sample, "b c f h w -> (b f) c h w")
+        # Contiguous frames: a channels-last input (VAE latents are) propagates through the 2D convs
+        # and made the 3D-conv backward of video-ldm's temporal resblocks crash (torch 2.13, CPU).
+        x = rearrange(sample, "b c f h w -> (b f) c h w").contiguous()
         text = encoder_hidden_states.repeat_interleave(f, dim=0)  # (B*F, L, D)
         with self._frames.bind(frames):
             out = self.unet(x, timestep, text, return_dict=False)[0]  # (B*F, C_out, H, W)

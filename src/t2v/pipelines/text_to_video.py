@@ -8,6 +8,7 @@ Diffusion VAE (Rombach et al. 2022) decodes the latents frame by frame, a few fr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -148,12 +149,22 @@ class TextToVideoPipeline:
         video = torch.cat(frames).float().clamp(-1, 1)  # (B*F, 3, H, W)
         return rearrange(video, "(b f) c h w -> b c f h w", b=b)
 
-    def _model_fn(self, fps: Optional[float]):
+    @property
+    def generation_defaults(self) -> dict[str, Any]:
+        """Default sampling settings: `model_index.json`'s "t2v_generation" entry (num_inference_steps,
+        guidance_scale, ...) over the library-wide defaults (50 steps, guidance 7.5)."""
+        defaults: dict[str, Any] = {"num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE}
+        index = Path(self.parts.path) / "model_index.json"
+        if index.is_file():
+            defaults.update(json.loads(index.read_text(encoding="utf-8")).get("t2v_generation", {}))
+        return defaults
+
+    def _model_fn(self, fps: Optional[float], image_only: bool = False):
         unet = self.unet
 
         def model_fn(x: Tensor, t: Tensor, encoder_hidden_states: Tensor) -> Tensor:
             rate = None if fps is None else torch.full((x.shape[0],), float(fps), device=x.device)
-            out = unet(x.to(unet.dtype), t, encoder_hidden_states.to(unet.dtype), fps=rate)
+            out = unet(x.to(unet.dtype), t, encoder_hidden_states.to(unet.dtype), fps=rate, image_only=image_only)
             return out.to(x.dtype)  # the sampler's arithmetic stays in float32
 
         return model_fn
@@ -182,8 +193,8 @@ class TextToVideoPipeline:
         height: Optional[int] = None,
         width: Optional[int] = None,
         fps: Optional[float] = None,
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_inference_steps: Optional[int] = None,
+        guidance_scale: Optional[float] = None,
         seed: int = 0,
         scheduler: Optional[str] = None,
         decode_chunk_size: int = 8,
@@ -191,6 +202,7 @@ class TextToVideoPipeline:
         latents: Optional[Tensor] = None,
         output_latents: bool = False,
         allow_empty_prompt: bool = False,
+        image_only: bool = False,
     ) -> Tensor:
         """Sample one video per prompt -> float (B, C, F, H, W) in [-1, 1] (C = 3).
 
@@ -201,8 +213,13 @@ class TextToVideoPipeline:
         only. `latents` (B or 1, C, F, h, w) replaces the initial noise (editing from DDIM-inverted
         noise). `output_latents` returns the final latents instead of decoded pixels.
         `allow_empty_prompt` lets "" through (the unconditional model, e.g. to check DDIM inversion).
+        `num_inference_steps` / `guidance_scale` default to the folder's `generation_defaults`.
+        `image_only` skips every temporal layer: the 2D model frame by frame (the ablation).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        defaults = self.generation_defaults
+        num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+        guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
         if latents is not None:
             num_frames = latents.shape[2]
             height = latents.shape[3] * self.vae_factor if height is None else height
@@ -235,7 +252,7 @@ class TextToVideoPipeline:
         if fps is None and self.unet.recipe.fps_conditioning:
             fps = DEFAULT_FPS
         x = sample(
-            self._model_fn(fps),
+            self._model_fn(fps, image_only),
             self.scheduler(scheduler),
             shape=shape,
             cond=cond,

@@ -1,0 +1,114 @@
+"""The embedded default model (issue 7): it loads through the generic pipeline, draws what the
+prompt asks for (read back by the ShapesWorld oracle) and is deterministic per seed.
+
+The (prompt, seed) pairs below are held-in combinations; the model was not tuned on these seeds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from t2v.metrics.shapes_eval import to_uint8_frames
+from t2v.metrics.shapes_oracle import read_clip
+from t2v.pipelines import TextToVideoPipeline
+from t2v.pipelines.model_folder import default_model_dir
+
+CASES = [  # (color, shape, motion, seed)
+    ("red", "circle", "right", 0),
+    ("blue", "square", "down", 1),
+]
+
+
+@pytest.fixture(scope="module")
+def pipe() -> TextToVideoPipeline:
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    return TextToVideoPipeline.from_pretrained(None, device="cpu")
+
+
+def test_the_folder_is_a_small_diffusers_layout():
+    folder = default_model_dir()
+    for part in ("unet", "text_encoder", "tokenizer", "scheduler", "vae"):
+        assert (folder / part).is_dir(), part
+    weights = list(folder.rglob("*.safetensors"))
+    assert len(weights) == 3
+    assert sum(f.stat().st_size for f in folder.rglob("*")) <= 30 * 2**20
+    defaults = json.loads((folder / "model_index.json").read_text())["t2v_generation"]
+    assert (defaults["num_frames"], defaults["height"], defaults["width"]) == (16, 64, 64)
+
+
+def test_loads_as_float32_with_the_recorded_size(pipe):
+    assert pipe.dtype == torch.float32 and pipe.default_size == (64, 64)
+    assert pipe.unet.recipe.name == "video-ldm"
+
+
+@pytest.fixture(scope="module")
+def readings(pipe) -> list:
+    """The oracle's reading of each CASES prompt, sampled with the folder's default settings."""
+    prompts = [f"a {c} {s} moving {m}" for c, s, m, _ in CASES]
+    out = []
+    for prompt, (_, _, _, seed) in zip(prompts, CASES):
+        video = pipe([prompt], seed=seed, progress=False)  # (1, 3, 16, 64, 64)
+        assert tuple(video.shape) == (1, 3, 16, 64, 64)
+        out.append(read_clip(to_uint8_frames(video[0])))
+    return out
+
+
+@pytest.mark.slow
+def test_generates_the_color_and_shape_the_prompt_asks(readings):
+    assert [(r.color, r.shape) for r in readings] == [(c, s) for c, s, _, _ in CASES]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 7 open: the shipped model does not follow the direction word yet (docs/default_model.md)")
+def test_generates_the_direction_the_prompt_asks(readings):
+    assert [r.direction for r in readings] == [m for _, _, m, _ in CASES]
+
+
+@pytest.mark.slow
+def test_same_seed_same_video_bit_for_bit(pipe):
+    kw = dict(num_frames=8, num_inference_steps=4, progress=False)
+    a = pipe(["a green triangle moving up"], seed=7, **kw)
+    b = pipe(["a green triangle moving up"], seed=7, **kw)
+    c = pipe(["a green triangle moving up"], seed=8, **kw)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_image_only_is_the_2d_parent_frame_by_frame(pipe):
+    """The ablation switch: skipping the trained temporal layers equals a fresh inflation of the 2D
+    parent (temporal layers at identity), i.e. the image model applied to each frame."""
+    from dataclasses import replace
+
+    from t2v.models import inflate
+
+    parent = TextToVideoPipeline(replace(pipe.parts, unet=inflate(pipe.unet.to_unet2d(), "video-ldm").eval()))
+    kw = dict(num_frames=4, num_inference_steps=3, seed=3, progress=False, output_latents=True)
+    skipped = pipe(["a cyan square moving left"], image_only=True, **kw)
+    reference = parent(["a cyan square moving left"], **kw)
+    full = pipe(["a cyan square moving left"], **kw)
+    torch.testing.assert_close(skipped, reference, rtol=1e-4, atol=1e-4)
+    assert (full - reference).abs().max() > 1e-2  # the trained temporal layers do change the result
+
+
+def test_generation_defaults_come_from_the_folder(pipe):
+    recorded = json.loads((default_model_dir() / "model_index.json").read_text())["t2v_generation"]
+    defaults = pipe.generation_defaults
+    assert defaults["num_inference_steps"] == recorded["num_inference_steps"]
+    assert defaults["guidance_scale"] == recorded["guidance_scale"]
+
+
+@pytest.mark.parametrize("name,stage,recipe", [("2_image", "image", None), ("3_video", "video", "video-ldm")])
+def test_presets_load_and_describe_the_shipped_architecture(name, stage, recipe):
+    from pathlib import Path
+
+    from t2v.training.config import load_config
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "default_model" / f"{name}.yaml")
+    assert (config.stage, config.model.recipe) == (stage, recipe)
+    if stage == "image":
+        unet = json.loads((default_model_dir() / "unet" / "config.json").read_text())["unet2d"]
+        assert list(config.model.unet.block_out_channels) == unet["block_out_channels"]
+        assert config.model.text_encoder.max_length == 16

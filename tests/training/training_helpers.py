@@ -1,0 +1,72 @@
+"""Helpers of the training tests: the tiny preset with overrides, `python -m t2v` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "tiny_test.yaml"
+
+
+def tiny_config(output_dir: Path, **overrides):
+    """configs/tiny_test.yaml with `output_dir` and `--set`-style overrides ({"optim.lr": 1e-3})."""
+    from t2v.training.config import apply_overrides, config_from_dict
+
+    data = yaml.safe_load(TINY.read_text())
+    sets = set_args(output_dir, **overrides)[1::2]
+    return config_from_dict(apply_overrides(data, sets))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment of a `python -m t2v` subprocess: this worktree's sources, one thread."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    env.update(extra)
+    return env
+
+
+def t2v_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "t2v", *args]
+
+
+def run_t2v(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(t2v_cmd(*args), capture_output=True, text=True, env=env or cli_env(), timeout=timeout, cwd=ROOT)
+
+
+def set_args(output_dir: Path, **overrides) -> list[str]:
+    """`--set` arguments equal to `tiny_config(output_dir, **overrides)`."""
+    args = ["--set", f"output_dir={output_dir}"]
+    for k, v in overrides.items():
+        args += ["--set", f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"]
+    return args
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+    """Poll until `path` exists; fail with the process's stderr if it ends first or time runs out."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the training process ended ({proc.returncode}) before {path.name}:\n{proc.stderr.read()}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.2)
+
+
+def safetensors_equal(a: Path, b: Path) -> tuple[bool, float]:
+    """(bit-equal, max abs difference) of two safetensors files with the same names."""
+    import torch
+    from safetensors.torch import load_file
+
+    x, y = load_file(str(a)), load_file(str(b))
+    assert x.keys() == y.keys()
+    diff = max((x[k].double() - y[k].double()).abs().max().item() for k in x)
+    return all(torch.equal(x[k], y[k]) for k in x), diff

@@ -1,0 +1,31 @@
+"""Shared by the default-model stage scripts: ShapesWorld clips/frames as tensors, the output folder."""
+import sys, time, math, json, os
+import numpy as np, torch
+torch.set_num_threads(int(os.environ.get("NT", "1")))
+DM = os.environ.get("DM", "runs/default_model")  # where every stage writes
+os.makedirs(DM, exist_ok=True)
+from t2v.data.shapes import sample_params, render_clip, item_rng, HELD_IN, ALL_COMBINATIONS
+
+def clips(seed, start, n, frames=16):
+    """n clips (n, 3, F, 64, 64) in [-1,1] and captions."""
+    vids, caps = [], []
+    for i in range(start, start + n):
+        p = sample_params(item_rng(seed, i))
+        c = render_clip(p.color, p.shape, p.motion, size=64, num_frames=frames, object_size=p.object_size,
+                        displacement=p.displacement, start=p.start)
+        vids.append(torch.from_numpy(c).float().permute(3, 0, 1, 2) / 127.5 - 1)
+        caps.append(p.caption)
+    return torch.stack(vids), caps
+
+def frames(seed, start, n):
+    """n single frames (n,3,64,64) and captions."""
+    out, caps = [], []
+    for i in range(start, start + n):
+        rng = item_rng(seed, i)
+        p = sample_params(rng)
+        c = render_clip(p.color, p.shape, p.motion, size=64, num_frames=16, object_size=p.object_size,
+                        displacement=p.displacement, start=p.start)
+        t = int(rng.integers(16))
+        out.append(torch.from_numpy(c[t]).float().permute(2, 0, 1) / 127.5 - 1)
+        caps.append(p.caption)
+    return torch.stack(out), caps
