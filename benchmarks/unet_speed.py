@@ -237,6 +237,37 @@ class Entry:
     memory: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
+def chunk_peer_feed_forwards(model: nn.Module) -> int:
+    """Give a diffusers peer t2v's CPU feed-forward chunking (`t2v.models.video_blocks.feed_forward_chunk`)
+    in its spatial transformers (`Transformer2DModel`; temporal ones keep theirs) -> how many got it.
+
+    diffusers' own `enable_forward_chunking` sets one chunk for every transformer, temporal ones
+    included (whose batch is pixels, not frames); this applies the same per-shape rule as t2v, to
+    show how much of t2v's lead is that chunking (--peer-ff-chunking).
+    """
+    from diffusers.models.attention import BasicTransformerBlock
+    from diffusers.models.transformers.transformer_2d import Transformer2DModel
+
+    from t2v.models.video_blocks import feed_forward_chunk
+
+    n = 0
+    for m in model.modules():
+        if type(m) is not Transformer2DModel:
+            continue
+        blocks = [b for b in m.modules() if isinstance(b, BasicTransformerBlock)]
+
+        def pre(module, args, kwargs, blocks=blocks):
+            x = args[0] if args else kwargs["hidden_states"]
+            if x.ndim == 4:  # (B*F, C, H, W)
+                chunk = feed_forward_chunk(x.shape[0], x.shape[1], x.shape[2] * x.shape[3], x.device)
+                for b in blocks:
+                    b.set_chunk_feed_forward(chunk, dim=0)
+
+        m.register_forward_pre_hook(pre, with_kwargs=True)
+        n += 1
+    return n
+
+
 def make_call(kind: str, model: nn.Module, x: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
     """A no-argument call of `model` on the benchmark input -> (B, C, F, H, W).
 
@@ -514,6 +545,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--channels-last", action="store_true", help="put every model in channels_last memory format")
+    p.add_argument("--peer-ff-chunking", action="store_true",
+                   help="give the diffusers peers t2v's CPU feed-forward chunking in their spatial transformers")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs (on the meta device, a few seconds)")
     p.add_argument("--no-breakdown", action="store_true",
@@ -576,6 +609,8 @@ def main(argv: list[str] | None = None) -> None:
             model = build().to(device, dtype)
             if args.channels_last:
                 model = model.to(memory_format=torch.channels_last)
+            if args.peer_ff_chunking:
+                log(f"{kind}: t2v's feed-forward chunking in {chunk_peer_feed_forwards(model)} spatial transformers")
             name = f"{kind}@{target / 1e6:.1f}M" if args.match == "params" else f"{kind} (same widths)"
             entry = Entry(name, kind, model, make_call(kind, model, x), n_params(model), w, build,
                           tuple(g.name for g in group))
@@ -608,7 +643,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak memory: {what}, above the weights; GFLOP: matrix products, convolutions and attention "
           f"(torch.utils.flop_counter; element-wise ops not counted)")
     print(f"speed-up 'x vs P' = P's {clock} time / this model's in the same round: median (min-max) over rounds "
-          f"(> 1: t2v is faster)\n")
+          f"(> 1: t2v is faster)" + ("; the peers run t2v's CPU feed-forward chunking (--peer-ff-chunking)" if args.peer_ff_chunking else "") + "\n")
     head, body = rows(entries, modes, clock)
     print_table(head, body, args.markdown)
     if any(e.breakdown for e in entries):
