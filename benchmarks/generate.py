@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"U-Net per call: median {statistics.median(steady or per_step[0]):.3f} s, first call {per_step[0][0]:.3f} s, "
           f"min {min(steady or per_step[0]):.3f} s, max {max(steady or per_step[0]):.3f} s"
           + (" (guidance: conditional and unconditional in one batched call)" if guidance != 1.0 else "") + "\n")
-    head = ["stage", "run 1 (s)", "run 1 share"] + ([f"runs 2-{args.runs}: median (min-max) s"] if later else [])
+    head = ["stage", "run 1 (s)", "run 1 share"] + ([f"runs 2-{args.runs}: median (min-max) s" if len(later) > 1 else "run 2 (s)"] if later else [])
     rows = []
     for key, name in names.items():
         row = [name, f"{first[key]:.3f}", f"{100 * first[key] / total:.1f}%"]
