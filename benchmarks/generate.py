@@ -8,6 +8,7 @@ The pipeline is `t2v.pipelines.TextToVideoPipeline`, the same one `t2v generate`
     python benchmarks/generate.py                          # the embedded default model
     python benchmarks/generate.py --model DIR --steps 25   # any t2v model folder
     python benchmarks/generate.py --tiny                   # a tiny random model built here (no download)
+    python benchmarks/generate.py --runs 3                 # 3 videos in one process: first call vs steady state
 
 `--tiny` writes a Stable-Diffusion-shaped folder with random weights (tests/sd_fixture.py) and
 inflates it (`t2v.models.inflate_folder`), to show the code path on any machine; its timings say
@@ -105,8 +106,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's (as `t2v generate`)")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's (as `t2v generate`)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="generate this many videos in the one process (seed 0, 1, ...); run 1 includes first-call costs")
     p.add_argument("--scheduler", default=None, help="ddim, dpm++, euler, ddpm (default: the model's)")
     p.add_argument("--decode-chunk-size", type=int, default=8)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
@@ -143,57 +146,87 @@ def main(argv: list[str] | None = None) -> None:
     sw.wrap(pipe, "encode_text")
     sw.wrap(pipe, "decode_latents")
     sw.hook_unet(pipe.unet)
+    steps = args.steps if args.steps is not None else pipe.generation_defaults["num_inference_steps"]
+    guidance = args.guidance if args.guidance is not None else pipe.generation_defaults["guidance_scale"]
 
-    t_call = sw.now()
-    video = pipe([args.prompt], num_frames=args.frames, height=args.height, width=args.width,
-                 num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler,
-                 decode_chunk_size=args.decode_chunk_size, progress=False)  # (1, 3, F, H, W)
-    t_called = sw.now()
-    write_video(out, video[0], 8.0)
-    t_written = sw.now()
+    runs: list[dict[str, float]] = []  # per run: stage -> seconds
+    per_step: list[list[float]] = []  # per run: U-Net seconds of every call
+    for i in range(args.runs):
+        sw.unet_calls.clear()
+        t_call = sw.now()
+        video = pipe([args.prompt], num_frames=args.frames, height=args.height, width=args.width,
+                     num_inference_steps=steps, guidance_scale=guidance, scheduler=args.scheduler, seed=i,
+                     decode_chunk_size=args.decode_chunk_size, progress=False)  # (1, 3, F, H, W)
+        t_called = sw.now()
+        write_video(out, video[0], 8.0)
+        t_written = sw.now()
+        m = sw.marks
+        unet = [b - a for a, b in sw.unet_calls]
+        sampling = m["decode_latents:start"] - m["encode_text:end"]
+        per_step.append(unet)
+        runs.append({
+            "text": m["encode_text:end"] - m["encode_text:start"],
+            "unet": sum(unet),
+            "sampler": sampling - sum(unet),
+            "decode": m["decode_latents:end"] - m["decode_latents:start"],
+            "rest": (t_called - t_call) - (m["decode_latents:end"] - m["encode_text:start"]),
+            "write": t_written - t_called,
+        })
+        print(f"run {i + 1}/{args.runs}: {t_written - t_call:.2f} s", file=sys.stderr, flush=True)
 
-    m = sw.marks
-    unet = [b - a for a, b in sw.unet_calls]
-    sampling = m["decode_latents:start"] - m["encode_text:end"]
     age = _AGE_AT_START or 0.0
-    stages = [
-        ("process start (interpreter)", age),
-        ("imports (torch, diffusers, transformers, t2v)", _IMPORTED - _SCRIPT_START),
-        ("load model folder", t_loaded - t_load),
-        ("text encoding (prompt + negative, once)", m["encode_text:end"] - m["encode_text:start"]),
-        (f"denoising: U-Net, {len(unet)} calls", sum(unet)),
-        ("denoising: sampler, noise, guidance mix", sampling - sum(unet)),
-        (f"VAE decoding ({args.decode_chunk_size} frames a call)" if pipe.vae is not None else "to pixels (no VAE)",
-         m["decode_latents:end"] - m["decode_latents:start"]),
-        ("rest of the pipeline call", (t_called - t_call) - (m["decode_latents:end"] - m["encode_text:start"])),
-        (f"writing {out.suffix}", t_written - t_called),
-    ]
-    total = age + (t_written - _SCRIPT_START) - ((t_load - _IMPORTED) if args.tiny else 0.0)
+    once = {"start": age, "imports": _IMPORTED - _SCRIPT_START, "load": t_loaded - t_load}
+    n_unet = len(per_step[0])
+    names = {
+        "start": "process start (interpreter)",
+        "imports": "imports (torch, diffusers, transformers, t2v)",
+        "load": "load model folder",
+        "text": "text encoding (prompt + negative, once)",
+        "unet": f"denoising: U-Net, {n_unet} calls",
+        "sampler": "denoising: sampler, noise, guidance mix",
+        "decode": f"VAE decoding ({args.decode_chunk_size} frames a call)" if pipe.vae is not None else "to pixels (no VAE)",
+        "rest": "rest of the pipeline call",
+        "write": f"writing {out.suffix}",
+    }
+    first = once | runs[0]
+    total = sum(first.values())  # process start to the first video written (tiny-model build excluded)
+    later = runs[1:]
     h, w = video.shape[-2:]
 
     print(f"\nmodel: {model} ({type(pipe.unet).__name__}, recipe {pipe.unet.recipe.name}, "
           f"{sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.1f}M U-Net parameters)")
-    print(f"request: 1 video, {args.frames} frames, {h}x{w} px, {args.steps} steps, guidance {args.guidance}; "
-          f"{device}, {pipe.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"U-Net per step: median {statistics.median(unet):.3f} s, first {unet[0]:.3f} s, "
-          f"min {min(unet):.3f} s, max {max(unet):.3f} s\n")
-    rows = [(name, f"{sec:.3f}", f"{100 * sec / total:.1f}%") for name, sec in stages]
-    rows.append(("total, process start to video written" + (" (tiny-model build excluded)" if args.tiny else ""),
-                 f"{total:.3f}", "100%"))
+    print(f"request: 1 video, {args.frames} frames, {h}x{w} px, {steps} steps, guidance {guidance}; "
+          f"{device}, {pipe.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads; {args.runs} run(s) in one process")
+    steady = [s for u in per_step for s in u[1:]]  # every U-Net call but the very first of each run
+    print(f"U-Net per call: median {statistics.median(steady or per_step[0]):.3f} s, first call {per_step[0][0]:.3f} s, "
+          f"min {min(steady or per_step[0]):.3f} s, max {max(steady or per_step[0]):.3f} s"
+          + (" (guidance: conditional and unconditional in one batched call)" if guidance != 1.0 else "") + "\n")
+    head = ["stage", "run 1 (s)", "run 1 share"] + ([f"runs 2-{args.runs}: median (min-max) s" if len(later) > 1 else "run 2 (s)"] if later else [])
+    rows = []
+    for key, name in names.items():
+        row = [name, f"{first[key]:.3f}", f"{100 * first[key] / total:.1f}%"]
+        if later:
+            xs = [r[key] for r in later] if key in runs[0] else []
+            row.append(f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "(once)")
+        rows.append(row)
+    tot_later = [sum(r.values()) for r in later]
+    rows.append(["total, process start to video written" + (" (tiny-model build excluded)" if args.tiny else ""),
+                 f"{total:.3f}", "100%"] + ([f"{statistics.median(tot_later):.3f} ({min(tot_later):.3f}-{max(tot_later):.3f}) per video"]
+                                             if later else []))
     if args.markdown:
-        print("| stage | seconds | share |\n|---|---|---|")
+        print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
         for r in rows:
             print("| " + " | ".join(r) + " |")
     else:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("stage", "seconds", "share")
+        table = Table(*head)
         for r in rows:
             table.add_row(*r)
-        Console(width=110).print(table)
+        Console(width=130).print(table)
     if args.json:
-        args.json.write_text(json.dumps({"stages": dict(stages), "total": total, "unet_per_step": unet,
+        args.json.write_text(json.dumps({"once": once, "runs": runs, "unet_per_step": per_step,
                                          "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
     tmp.cleanup()
 

@@ -230,10 +230,42 @@ class Entry:
     build: Callable[[], nn.Module]  # a fresh model of the same architecture (FLOP counting on the meta device)
     matches: tuple[str, ...] = ()  # for peers: the t2v models this one is matched to
     flops: dict[str, float] = dataclasses.field(default_factory=dict)
+    breakdown: dict[str, float] = dataclasses.field(default_factory=dict)
     # mode -> clock ("wall" or "cpu") -> seconds per timed run
     times: dict[str, dict[str, list[float]]] = dataclasses.field(
         default_factory=lambda: {m: {"wall": [], "cpu": []} for m in ("forward", "backward")})
     memory: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def chunk_peer_feed_forwards(model: nn.Module) -> int:
+    """Give a diffusers peer t2v's CPU feed-forward chunking (`t2v.models.video_blocks.feed_forward_chunk`)
+    in its spatial transformers (`Transformer2DModel`; temporal ones keep theirs) -> how many got it.
+
+    diffusers' own `enable_forward_chunking` sets one chunk for every transformer, temporal ones
+    included (whose batch is pixels, not frames); this applies the same per-shape rule as t2v, to
+    show how much of t2v's lead is that chunking (--peer-ff-chunking).
+    """
+    from diffusers.models.attention import BasicTransformerBlock
+    from diffusers.models.transformers.transformer_2d import Transformer2DModel
+
+    from t2v.models.video_blocks import feed_forward_chunk
+
+    n = 0
+    for m in model.modules():
+        if type(m) is not Transformer2DModel:
+            continue
+        blocks = [b for b in m.modules() if isinstance(b, BasicTransformerBlock)]
+
+        def pre(module, args, kwargs, blocks=blocks):
+            x = args[0] if args else kwargs["hidden_states"]
+            if x.ndim == 4:  # (B*F, C, H, W)
+                chunk = feed_forward_chunk(x.shape[0], x.shape[1], x.shape[2] * x.shape[3], x.device)
+                for b in blocks:
+                    b.set_chunk_feed_forward(chunk, dim=0)
+
+        m.register_forward_pre_hook(pre, with_kwargs=True)
+        n += 1
+    return n
 
 
 def make_call(kind: str, model: nn.Module, x: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -325,6 +357,64 @@ def count_flops(entry: Entry, mode: str, setup: Setup) -> float:
     return float(counter.get_total_flops())
 
 
+# The layers each video U-Net adds to its 2D parent (class names), for the time breakdown.
+TEMPORAL_CLASSES = {
+    "t2v": ("TemporalAttention", "TemporalConv", "TemporalResBlock", "AlphaMerge"),
+    "modelscope": ("TemporalConvLayer", "TransformerTemporalModel"),
+    "animatediff": ("AnimateDiffTransformer3D",),
+}
+
+
+def breakdown(entry: Entry) -> dict[str, float]:
+    """CPU seconds of one forward: total, the added temporal layers, Tune-A-Video's ST-Attn
+    (sparse-causal attention in place of spatial self-attention), and the rest (the 2D U-Net).
+
+    Module hooks read the process CPU clock around every temporal layer; with one intra-op thread
+    that is the layer's own compute, whatever else runs on the machine.
+    """
+    from t2v.layers import SparseCausalAttnProcessor
+
+    spent = {"temporal": 0.0, "st_attn": 0.0}
+    started: dict[int, float] = {}
+    handles = []
+
+    def watch(module: nn.Module, key: str) -> None:
+        def pre(m, *_):
+            started[id(m)] = time.process_time()
+
+        def post(m, *_):
+            spent[key] += time.process_time() - started.pop(id(m))
+
+        handles.extend([module.register_forward_pre_hook(pre), module.register_forward_hook(post)])
+
+    for m in entry.model.modules():
+        if type(m).__name__ in TEMPORAL_CLASSES[entry.kind]:
+            watch(m, "temporal")
+        elif isinstance(getattr(m, "processor", None), SparseCausalAttnProcessor):
+            watch(m, "st_attn")
+    try:
+        c0 = time.process_time()
+        run_once(entry, "forward")
+        total = time.process_time() - c0
+    finally:
+        for h in handles:
+            h.remove()
+    return {"total": total, **spent, "rest": total - spent["temporal"] - spent["st_attn"]}
+
+
+def breakdown_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "fwd GFLOP", "cpu ms", "added temporal layers ms", "ST-Attn ms", "2D U-Net (rest) ms", "GFLOP/s"]
+    out = []
+    for e in entries:
+        b = e.breakdown
+        share = f" ({100 * b['temporal'] / b['total']:.0f}%)"
+        gf = e.flops.get("forward")
+        out.append([e.name, f"{gf / 1e9:.3g}" if gf else "", f"{b['total'] * 1e3:.0f}",
+                    f"{b['temporal'] * 1e3:.0f}{share}", f"{b['st_attn'] * 1e3:.0f}" if b["st_attn"] else "",
+                    f"{b['rest'] * 1e3:.0f}", f"{gf / 1e9 / b['total']:.0f}" if gf else ""])
+    return head, out
+
+
 def interleaved(entries: list[Entry], mode: str, runs: int, warmup: int, device: torch.device,
                 memory: bool, log: Callable[[str], None]) -> None:
     """`warmup + runs` rounds; each round calls every model once, starting from a rotating model.
@@ -385,10 +475,16 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def rows(entries: list[Entry], modes: list[str], clock: str) -> tuple[list[str], list[list[str]]]:
-    """The table: one row per model; for t2v rows, speed-up = peer median / t2v median (> 1: t2v faster).
+def speedups(entry: Entry, peer: Entry, mode: str, clock: str) -> list[float]:
+    """Peer time / t2v time in each interleaved round (both ran in the same round, under the same load)."""
+    return [p / t for p, t in zip(peer.times[mode][clock], entry.times[mode][clock])]
 
-    Times are medians of wall-clock and of process CPU time; the speed-ups use `clock`.
+
+def rows(entries: list[Entry], modes: list[str], clock: str) -> tuple[list[str], list[list[str]]]:
+    """The table: one row per model; for t2v rows, the speed-up over each peer (> 1: t2v faster).
+
+    Times are medians of wall-clock and of process CPU time; a speed-up is the median over rounds
+    of (peer time / t2v time) in the same round, with its range, on `clock`.
     """
     peers = {(e.kind, m): e for e in entries if e.kind != "t2v" for m in e.matches}
     head = ["model", "params (M)", "widths"]
@@ -403,8 +499,8 @@ def rows(entries: list[Entry], modes: list[str], clock: str) -> tuple[list[str],
                     f"{e.flops[m] / 1e9:.3g}" if m in e.flops else ""]
             for p in PEERS:
                 peer = peers.get((p, e.name)) if e.kind == "t2v" else None
-                ok = peer is not None and peer.times[m][clock]
-                row.append(f"{median(peer.times[m][clock]) / median(e.times[m][clock]):.2f}" if ok else "")
+                r = speedups(e, peer, m, clock) if peer is not None else []
+                row.append(f"{median(r):.2f} ({min(r):.2f}-{max(r):.2f})" if r else "")
             row.append(f"{e.memory[m] / 2**20:.0f}" if m in e.memory else "")
         out.append(row)
     return head, out
@@ -436,6 +532,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--widths", type=lambda s: tuple(int(w) for w in s.split(",")), default=None,
                    help="block widths of the t2v models, e.g. 64,128,256,256")
     p.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated t2v recipes")
+    p.add_argument("--match", choices=["params", "backbone"], default="params",
+                   help="params: peers' widths searched to the t2v model's parameter count (within 10%%); "
+                        "backbone: peers at the same widths (the same 2D U-Net, made temporal each its own way)")
     p.add_argument("--peers", default=",".join(PEERS), help="comma-separated: modelscope, animatediff")
     p.add_argument("--modes", default="forward,backward", help="forward (no_grad) and/or backward (forward+backward)")
     p.add_argument("--frames", type=int, default=16)
@@ -446,8 +545,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--channels-last", action="store_true", help="put every model in channels_last memory format")
+    p.add_argument("--peer-ff-chunking", action="store_true",
+                   help="give the diffusers peers t2v's CPU feed-forward chunking in their spatial transformers")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs (on the meta device, a few seconds)")
+    p.add_argument("--no-breakdown", action="store_true",
+                   help="skip the CPU forward breakdown (added temporal layers vs the 2D U-Net; CPU only)")
     p.add_argument("--clock", choices=["wall", "cpu", "auto"], default="auto",
                    help="which median the speed-ups use: wall clock, or process CPU time (auto: cpu on a CPU with "
                         "one thread, where it is immune to other load; wall otherwise)")
@@ -487,11 +590,12 @@ def main(argv: list[str] | None = None) -> None:
             model = model.to(memory_format=torch.channels_last)
         entries.append(Entry(r, "t2v", model, make_call("t2v", model, x), n_params(model), widths, build))
 
-    # One peer per (kind, group of t2v models within 2% of each other's size); each within 10%.
+    # --match params: one peer per (kind, group of t2v models within 2% of each other's size), each
+    # within 10% of every model it is compared with. --match backbone: the peers at the t2v widths.
     cache: dict = {}
     groups: list[list[Entry]] = []
     for e in sorted(entries, key=lambda e: e.params):
-        if groups and e.params <= groups[-1][0].params * 1.02:
+        if args.match == "params" and groups and e.params <= groups[-1][0].params * 1.02 or args.match == "backbone" and groups:
             groups[-1].append(e)
         else:
             groups.append([e])
@@ -499,18 +603,21 @@ def main(argv: list[str] | None = None) -> None:
     for kind in peer_kinds:
         for group in groups:
             target = round(statistics.mean(e.params for e in group))
-            w, _ = match_widths(kind, target, widths, setup, cache)
+            w = match_widths(kind, target, widths, setup, cache)[0] if args.match == "params" else widths
             torch.manual_seed(0)
             build = functools.partial(builders[kind], w, setup)
             model = build().to(device, dtype)
             if args.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            entry = Entry(f"{kind}@{target / 1e6:.1f}M", kind, model,
-                          make_call(kind, model, x), n_params(model), w, build, tuple(g.name for g in group))
+            if args.peer_ff_chunking:
+                log(f"{kind}: t2v's feed-forward chunking in {chunk_peer_feed_forwards(model)} spatial transformers")
+            name = f"{kind}@{target / 1e6:.1f}M" if args.match == "params" else f"{kind} (same widths)"
+            entry = Entry(name, kind, model, make_call(kind, model, x), n_params(model), w, build,
+                          tuple(g.name for g in group))
             for g in group:
                 off = entry.params / g.params - 1
-                log(f"{kind} matched to {g.name}: {entry.params:,} vs {g.params:,} parameters ({off:+.1%}), widths {w}")
-                if abs(off) > TOLERANCE:
+                log(f"{kind} vs {g.name}: {entry.params:,} vs {g.params:,} parameters ({off:+.1%}), widths {w}")
+                if args.match == "params" and abs(off) > TOLERANCE:
                     raise SystemExit(f"{kind} is {off:+.1%} off {g.name}'s size; widen the search (match_widths)")
             entries.append(entry)
 
@@ -524,6 +631,10 @@ def main(argv: list[str] | None = None) -> None:
         n = runs if m == "forward" else backward_runs
         log(f"{m}: {warmup} warm-up + {n} timed rounds over {len(entries)} models, interleaved")
         interleaved(entries, m, n, warmup, device, not args.no_memory, log)
+        if m == "forward" and not args.no_breakdown and not cuda:
+            log("forward time breakdown (one more call per model, CPU clock, module hooks)")
+            for e in entries:
+                e.breakdown = breakdown(e)
 
     what = "CUDA max_memory_allocated" if cuda else "tensor-allocation counter (CPU allocator via torch.profiler)"
     print(f"\nmachine: {', '.join(f'{k} {v}' for k, v in machine().items())}")
@@ -531,15 +642,19 @@ def main(argv: list[str] | None = None) -> None:
           f"{device}, {args.dtype}; median of {runs} forward / {backward_runs} forward+backward interleaved rounds after {warmup} warm-up")
     print(f"peak memory: {what}, above the weights; GFLOP: matrix products, convolutions and attention "
           f"(torch.utils.flop_counter; element-wise ops not counted)")
-    print(f"speed-up 'x vs P' = P's median {clock} time / this model's (> 1: t2v is faster)\n")
+    print(f"speed-up 'x vs P' = P's {clock} time / this model's in the same round: median (min-max) over rounds "
+          f"(> 1: t2v is faster)" + ("; the peers run t2v's CPU feed-forward chunking (--peer-ff-chunking)" if args.peer_ff_chunking else "") + "\n")
     head, body = rows(entries, modes, clock)
     print_table(head, body, args.markdown)
+    if any(e.breakdown for e in entries):
+        print("\nwhere one forward's CPU time goes (module hooks on the layers each model adds to its 2D parent):\n")
+        print_table(*breakdown_rows([e for e in entries if e.breakdown]), args.markdown)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "args": vars(args) | {"widths": list(widths)},
                        "models": [{"name": e.name, "kind": e.kind, "params": e.params, "widths": list(e.widths),
                                    "matches": list(e.matches), "times": e.times, "memory": e.memory,
-                                   "flops": e.flops} for e in entries]},
+                                   "flops": e.flops, "breakdown": e.breakdown} for e in entries]},
                       f, indent=1)
 
 

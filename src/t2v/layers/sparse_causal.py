@@ -6,7 +6,8 @@ to the keys/values of the first frame and of the previous frame, concatenated al
     Q = W^Q z_i,  K = W^K [z_1, z_{i-1}],  V = W^V [z_1, z_{i-1}]
 with the pretrained W^Q, W^K, W^V (frame 1 has no previous frame and attends to itself twice,
 as in the public implementation). On a clip whose frames are all equal the keys/values are one
-frame's tokens twice, so the layer equals the image model's self-attention.
+frame's tokens twice, so the layer equals the image model's self-attention. Frames 0 and 1 both get
+[z_1, z_1], i.e. frame 1's keys once: they run against N keys instead of 2N (1/F of the work saved).
 
 The processor owns only the algorithm; the diffusers `Attention` module keeps the weights
 (set it with `attn.set_processor(SparseCausalAttnProcessor(num_frames))`).
@@ -28,7 +29,8 @@ FrameSource = Callable[[], tuple[int, Optional[Tensor]]]
 
 
 def gather_sparse_causal(x: Tensor, num_frames: int, keep: Tensor | None = None) -> Tensor:
-    """Keys or values of frame 0 and frame i-1, concatenated along tokens.
+    """Keys or values of frame 0 and frame i-1, concatenated along tokens (Eq. 2 as written; the
+    processor computes the same attention without duplicating frame 0's keys).
 
     x: (B*F, N, D) per-frame tokens -> (B*F, 2N, D); frame 0 gets [x_0, x_0].
     keep: optional (B,) bool; clips where it is False get [x_i, x_i] (plain self-attention).
@@ -59,6 +61,17 @@ class SparseCausalAttnProcessor:
             return num_frames, None
         return self.frames() if callable(self.frames) else (self.frames, None)
 
+    @staticmethod
+    def _attend(attn: Attention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Multi-head attention of queries (n, Lq, heads*d) over keys/values (n, Lk, heads*d) -> (n, Lq, heads*d)."""
+        q, k, v = (rearrange(t, "n l (heads d) -> n heads l d", heads=attn.heads) for t in (q, k, v))
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            k = attn.norm_k(k)
+        out = scaled_dot_product_attention(q, k, v, scale=attn.scale)  # (n, heads, Lq, d)
+        return rearrange(out, "n heads l d -> n l (heads d)")
+
     def __call__(self, attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
                  attention_mask: Tensor | None = None, temb: Tensor | None = None,
                  num_frames: int | None = None) -> Tensor:
@@ -82,18 +95,24 @@ class SparseCausalAttnProcessor:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 
         # 1. Eq. (2): Q from frame i, K/V from [frame 0, frame i-1] with the pretrained projections.
-        query = attn.to_q(hidden_states)  # (BF, N, heads*d)
-        key = gather_sparse_causal(attn.to_k(hidden_states), frames, keep)  # (BF, 2N, heads*d)
-        value = gather_sparse_causal(attn.to_v(hidden_states), frames, keep)
-        query, key, value = (rearrange(t, "bf n (heads d) -> bf heads n d", heads=attn.heads) for t in (query, key, value))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        q, k, v = (rearrange(proj(hidden_states), "(b f) n c -> b f n c", f=frames)  # (B, F, N, heads*d)
+                   for proj in (attn.to_q, attn.to_k, attn.to_v))
 
-        # 2. softmax(Q K^T / sqrt(d)) V over the 2N gathered tokens.
-        out = scaled_dot_product_attention(query, key, value, scale=attn.scale)  # (BF, heads, N, d)
-        out = rearrange(out, "bf heads n d -> bf n (heads d)").to(query.dtype)
+        # 2. softmax(Q K^T / sqrt(d)) V. Frames 0 and 1 both attend to [frame 0, frame 0], which is
+        #    attention to frame 0's keys once (each weight halves, each value counts twice): their 2N
+        #    queries run against N keys. Frames 2.. attend to the 2N keys of [frame 0, frame i-1].
+        first = self._attend(attn, rearrange(q[:, :2], "b f n c -> b (f n) c"), k[:, 0], v[:, 0])  # (B, 2N, heads*d)
+        out = [rearrange(first, "b (f n) c -> b f n c", f=2)]
+        if frames > 2:
+            k2, v2 = (torch.cat([t[:, :1].expand(-1, frames - 2, -1, -1), t[:, 1:-1]], dim=2) for t in (k, v))  # (B, F-2, 2N, heads*d)
+            rest = self._attend(attn, *(rearrange(t, "b f n c -> (b f) n c") for t in (q[:, 2:], k2, v2)))
+            out.append(rearrange(rest, "(b f) n c -> b f n c", f=frames - 2))
+        out = torch.cat(out, dim=1)  # (B, F, N, heads*d)
+        if keep is not None:  # image clips: every frame attends to itself (its own keys twice = once)
+            own = rearrange(self._attend(attn, *(rearrange(t, "b f n c -> (b f) n c") for t in (q, k, v))),
+                            "(b f) n c -> b f n c", f=frames)
+            out = torch.where(keep.view(-1, 1, 1, 1), out, own)
+        out = rearrange(out, "b f n c -> (b f) n c")
         out = attn.to_out[1](attn.to_out[0](out))  # projection, dropout
         if input_ndim == 4:
             out = rearrange(out, "bf (h w) c -> bf c h w", h=height, w=width)

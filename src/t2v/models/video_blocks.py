@@ -6,6 +6,10 @@ unfolds the frames and calls the temporal layer (`temporal`) on (B, C, F, H, W),
 by Video LDM's alpha (`merge`). The frame count, the image-only switch and fps of the current
 forward pass live in a `FrameContext` that the video U-Net binds around its call of the 2D U-Net.
 
+On CPU, the feed-forwards of a wrapped spatial transformer run a few frames at a time (diffusers'
+own `set_chunk_feed_forward`, chosen per call by `feed_forward_chunk`): the same numbers, bit for
+bit, with the GEGLU's wide intermediates small enough to stay in cache.
+
 Gradient checkpointing happens here (diffusers' own is left off): a `VideoBlock` checkpoints its
 2D module and temporal layer together, and hands the frame information to the recomputation as an
 argument, so the backward pass never depends on what the context holds at that time.
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import torch
+from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from einops import rearrange
 from torch import Tensor, nn
@@ -90,6 +95,32 @@ def to_frames(x: Tensor) -> Tensor:
     return rearrange(x, "b c f h w -> (b f) c h w")
 
 
+# Rows (tokens) per feed-forward chunk on CPU: about 2 MiB of GEGLU projection output per chunk
+# (rows x 8C x 4 bytes), which stays in a core's cache. Measured on the 2-core CPU of BENCHMARKS.md:
+# SD-layout GEGLU feed-forward of 16 frames, 64 channels at 32 x 32: 46-52 ms whole, 22-24 ms a frame
+# at a time; 128 channels at 16 x 16: 22-23 ms whole, 20-21 ms by 1-2 frames; 256 channels at 8 x 8: no change.
+FF_CHUNK_BYTES = 2**21
+
+
+def feed_forward_chunk(batch: int, channels: int, tokens: int, device: torch.device) -> Optional[int]:
+    """Images per feed-forward chunk for `batch` images of `tokens` tokens x `channels` (None: whole).
+
+    CPU only: the GEGLU projection writes 8 x `channels` floats per token (its 2 x 4C output, then
+    the gated half), a whole batch of them is far larger than cache, and the element-wise GELU and
+    product then run at memory speed. Rows of a matrix product do not depend on each other, so the
+    chunked feed-forward equals the whole one exactly. On GPUs the whole batch is faster (None).
+    """
+    if device.type != "cpu":
+        return None
+    rows = max(1, FF_CHUNK_BYTES // (32 * channels))  # rows x 8C floats x 4 bytes
+    per_chunk = max(1, rows // tokens)
+    if per_chunk >= batch:
+        return None
+    while batch % per_chunk:  # diffusers' chunking needs a divisor of the batch
+        per_chunk -= 1
+    return per_chunk
+
+
 class PseudoConv3d(nn.Module):
     """Make-A-Video pseudo-3D conv: the pretrained 2D conv on every frame, then a 1D conv over frames."""
 
@@ -123,6 +154,8 @@ class VideoBlock(nn.Module):
         self.merge = merge
         self._context = context
         self.gradient_checkpointing = False
+        # The spatial transformer's blocks whose feed-forward is chunked on CPU (none for a resnet).
+        self._feed_forwards = [m for m in spatial.modules() if isinstance(m, BasicTransformerBlock)]
 
     def forward(self, hidden_states: Tensor, *args: Any, **kwargs: Any) -> Any:
         frames = self._context.current
@@ -131,6 +164,11 @@ class VideoBlock(nn.Module):
         return self._run(frames, hidden_states, *args, **kwargs)
 
     def _run(self, frames: Frames, hidden_states: Tensor, *args: Any, **kwargs: Any) -> Any:
+        if self._feed_forwards and hidden_states.ndim == 4:  # (B*F, C, H, W)
+            n, c, height, width = hidden_states.shape
+            chunk = feed_forward_chunk(n, c, height * width, hidden_states.device)
+            for block in self._feed_forwards:
+                block.set_chunk_feed_forward(chunk, dim=0)  # exact: rows are independent
         # Rebind: under checkpointing this also runs during backward, with the forward's frames.
         with self._context.bind(frames):
             out = self.spatial(hidden_states, *args, **kwargs)
