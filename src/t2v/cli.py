@@ -50,6 +50,11 @@ def generate(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
     prompts_file: Optional[Path] = typer.Option(None, "--prompts", help="Text file, one prompt a line: one video each, written into --out as a folder."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
+    cascade: bool = typer.Option(False, "--cascade", help="Run the cascade: keyframes -> temporal decoder -> interpolation -> super-resolution (docs/cascade.md)."),
+    keyframes: int = typer.Option(8, "--keyframes", help="With --cascade: keyframes the base model samples."),
+    factor: Optional[list[int]] = typer.Option(None, "--factor", help="With --cascade: interpolation factor 2 or 4, repeatable (--factor 2 --factor 2). Default 4."),
+    stages: Optional[Path] = typer.Option(None, "--stages", help="With --cascade: folder with interpolate/, upscale/ and vae_temporal/ stage folders (default: the shipped ShapesWorld stages)."),
+    no_upscale: bool = typer.Option(False, "--no-upscale", help="With --cascade: stop after interpolation (64x64)."),
 ) -> None:
     import torch
 
@@ -77,6 +82,19 @@ def generate(
     if fps is not None and fps <= 0:
         raise T2VError(f"--fps must be positive, got {fps}")
 
+    if cascade:
+        from t2v.pipelines.cascade_files import generate_cascade
+
+        paths = generate_cascade(prompts, model=model, stages=stages, keyframes=keyframes, factors=factor or [4],
+                                 super_resolve=not no_upscale, out=out, prompts_file=prompts_file is not None,
+                                 fps=fps or DEFAULT_FPS, steps=steps, guidance=guidance, seed=seed,
+                                 negative_prompt=negative_prompt, scheduler=scheduler, device=device)
+        for path in paths:
+            print(path)
+        return
+    if keyframes != 8 or factor or stages is not None or no_upscale:
+        raise T2VError("--keyframes, --factor, --stages and --no-upscale need --cascade")
+
     # 2. The model, then one video per prompt (video i seeded seed + i, as in a batch).
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = TextToVideoPipeline.from_pretrained(model, device=device)
@@ -98,7 +116,7 @@ def generate(
 # --------------------------------------------------------------------------------------------
 # train (issue 6)
 # --------------------------------------------------------------------------------------------
-@app.command(help="Train a stage (image, video or tune) from a YAML config (see configs/); also under `accelerate launch`.")
+@app.command(help="Train a stage (image, video, tune, or the cascade's interpolate, upscale, vae-decoder) from a YAML config (see configs/); also under `accelerate launch`.")
 def train(
     config: Path = typer.Argument(..., help="YAML preset, e.g. configs/shapes_image.yaml."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config value: --set optim.lr=3e-4 (repeatable)."),
@@ -208,6 +226,41 @@ def serve(
                          max_upload_mb=max_upload_mb, max_clip_mb=max_clip_mb, max_edit_prompts=max_edit_prompts,
                          max_queue=max_queue)
     run_server(list(model or []), results, limits, host=host, port=port)
+
+
+# --------------------------------------------------------------------------------------------
+# the cascade's stages (issue 9)
+# --------------------------------------------------------------------------------------------
+@app.command(help="Frame interpolation: N frames -> (N-1)*factor+1 with a masked-conditioning video model (Make-A-Video / Video LDM).")
+def interpolate(
+    video: Path = typer.Argument(..., help="Input video (mp4, gif, webm, a folder of frames, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output video file (.mp4/.gif/.webm) or a folder for PNG frames."),
+    factor: int = typer.Option(4, "--factor", help="2 or 4: frames made between each pair of neighbours + 1."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Interpolation stage folder (default: the shipped ShapesWorld stage)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the stage's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled frames."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the output (default: the input's times the factor)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+) -> None:
+    from t2v.pipelines.cascade_files import run_stage_on_file
+
+    print(run_stage_on_file("interpolate", video, out, model=model, factor=factor, steps=steps, seed=seed, fps=fps, device=device))
+
+
+@app.command(help="Video super-resolution (2x) with a noise-augmented, upsampled-clip-conditioned video model (Make-A-Video's SR).")
+def upscale(
+    video: Path = typer.Argument(..., help="Input video (mp4, gif, webm, a folder of frames, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output video file (.mp4/.gif/.webm) or a folder for PNG frames."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Super-resolution stage folder (default: the shipped ShapesWorld stage, 64 -> 128)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the stage's)."),
+    noise_level: Optional[float] = typer.Option(None, "--noise-level", help="Augmentation level of the condition in [0, 1] (default: the stage's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample and the augmentation noise."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the output (default: the input's)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+) -> None:
+    from t2v.pipelines.cascade_files import run_stage_on_file
+
+    print(run_stage_on_file("upscale", video, out, model=model, steps=steps, noise_level=noise_level, seed=seed, fps=fps, device=device))
 
 
 # --------------------------------------------------------------------------------------------

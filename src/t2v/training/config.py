@@ -22,7 +22,9 @@ import yaml
 
 from t2v.errors import T2VError
 
-STAGES = ("image", "video", "tune")
+STAGES = ("image", "video", "tune", "interpolate", "upscale", "vae-decoder")
+CASCADE_STAGES = ("interpolate", "upscale", "vae-decoder")  # trained by t2v.training.cascade
+DECODER_TRAIN_SETS = ("temporal", "decoder")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULES = ("constant", "linear", "cosine")  # diffusers.optimization.get_scheduler names (with warmup)
 TRAIN_SETS = ("recipe", "all")
@@ -192,6 +194,43 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class CascadeConfig:
+    """The cascade's stages (docs/cascade.md): `interpolate` and `upscale` train a CascadeUNet from
+    scratch on ShapesWorld windows, `vae-decoder` fine-tunes a temporal decoder.
+
+    block_out_channels, layers_per_block, norm_num_groups, resblock_kernel: the CascadeUNet.
+    clip_frames: [min, max] frames a ShapesWorld clip is rendered with before a window of
+      `data.num_frames` frames is cut (sets the range of motion per frame).
+    factors: interpolation factors; each batch draws one (its known frames are 0, k, 2k, ...).
+    scale: super-resolution factor; `data.height` is the low resolution. crop: side of the random
+      high-resolution crop each sample is cut to (null: whole frames).
+    max_noise_level: upscale: augmentation levels are drawn uniformly in [0, this].
+    decoder_kernel: vae-decoder: the temporal residual blocks' 3D kernel. decoder_train: `temporal`
+      (temporal layers + merges only) or `decoder` (the whole decoder + temporal layers); the encoder
+      is always frozen. adversarial_weight / adversarial_start: weight of the video discriminator's
+      hinge loss for the decoder and the step it starts at; disc_channels, disc_lr: the discriminator.
+    temporal_weight: weight of an L1 loss on frame differences (recon[t+1] - recon[t] vs the clip's).
+    """
+
+    block_out_channels: tuple[int, ...] = (16, 32, 64)
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    resblock_kernel: tuple[int, int, int] = (3, 1, 1)
+    clip_frames: tuple[int, int] = (15, 57)
+    factors: tuple[int, ...] = (2, 4)
+    scale: int = 2
+    crop: Optional[int] = None
+    max_noise_level: float = 0.3
+    decoder_kernel: tuple[int, int, int] = (3, 3, 3)
+    decoder_train: str = "decoder"
+    adversarial_weight: float = 0.05
+    adversarial_start: int = 0
+    disc_channels: int = 32
+    disc_lr: float = 2e-4
+    temporal_weight: float = 0.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run: `stage` picks what the loop builds; everything else is shared."""
 
@@ -208,6 +247,7 @@ class TrainConfig:
     ema: EMAConfig = field(default_factory=EMAConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -237,7 +277,9 @@ def _check(c: TrainConfig) -> None:
     need(c.checkpoint.every >= 0 and c.checkpoint.keep >= 1, "checkpoint.every must be >= 0 and checkpoint.keep >= 1")
     need(c.logging.every >= 1, f"logging.every must be at least 1; got {c.logging.every}")
     need(c.logging.sample_every >= 0, f"logging.sample_every must be >= 0; got {c.logging.sample_every}")
-    if c.stage == "image":
+    if c.stage in CASCADE_STAGES:
+        _check_cascade(c, need)
+    elif c.stage == "image":
         need(c.model.recipe is None, "the image stage trains a 2D U-Net: remove model.recipe (recipes are for the video and tune stages)")
         need(c.data.image_fraction == 0.0, "data.image_fraction is for the video stage (VDM joint training)")
     else:
@@ -251,6 +293,29 @@ def _check(c: TrainConfig) -> None:
         need(c.model.lora_rank >= 1, f"model.lora_rank must be at least 1; got {c.model.lora_rank}")
     if c.data.image_fraction > 0:
         need(c.model.recipe == "vdm", "data.image_fraction (joint image-video training) is VDM's: use model.recipe vdm")
+
+
+def _check_cascade(c: TrainConfig, need: Any) -> None:
+    k = c.cascade
+    need(c.model.recipe is None, f"the {c.stage} stage builds its own network: remove model.recipe")
+    need(c.data.image_fraction == 0.0, "data.image_fraction is for the video stage (VDM joint training)")
+    need(len(k.clip_frames) == 2 and c.data.num_frames <= k.clip_frames[0] <= k.clip_frames[1],
+         f"cascade.clip_frames must be [min, max] with data.num_frames <= min <= max; got {list(k.clip_frames)} and {c.data.num_frames} frames")
+    if c.stage == "interpolate":
+        need(bool(k.factors) and all(f in (2, 4) for f in k.factors), f"cascade.factors must be 2 and/or 4; got {list(k.factors)}")
+        for f in k.factors:
+            need((c.data.num_frames - 1) % f == 0 and c.data.num_frames > f,
+                 f"data.num_frames {c.data.num_frames} must be k*n + 1 (n >= 1) for every factor k in cascade.factors; try {2 * max(k.factors) + 1}")
+    if c.stage == "upscale":
+        need(k.scale >= 2, f"cascade.scale must be at least 2; got {k.scale}")
+        need(0.0 <= k.max_noise_level <= 1.0, f"cascade.max_noise_level must be in [0, 1]; got {k.max_noise_level}")
+        need(k.crop is None or (k.crop % (2 * k.scale) == 0 and k.crop <= k.scale * c.data.height),
+             f"cascade.crop must be a multiple of {2 * k.scale} no larger than {k.scale * c.data.height}; got {k.crop}")
+    if c.stage == "vae-decoder":
+        need(k.decoder_train in DECODER_TRAIN_SETS, f"cascade.decoder_train must be one of {', '.join(DECODER_TRAIN_SETS)}; got {k.decoder_train!r}")
+        need(c.model.vae is not None or c.model.pretrained is not None,
+             "the vae-decoder stage fine-tunes an AutoencoderKL: set model.vae (or model.pretrained with vae/)")
+        need(k.adversarial_weight >= 0 and k.temporal_weight >= 0, "cascade.adversarial_weight and cascade.temporal_weight must be >= 0")
 
 
 # ------------------------------------------------------------------------------------------------

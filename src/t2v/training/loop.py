@@ -35,7 +35,7 @@ from t2v.diffusion.loss import diffusion_loss
 from t2v.errors import T2VError
 from t2v.models.text import encode_prompts
 from t2v.training.checkpoint import complete_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
-from t2v.training.config import TrainConfig, config_to_dict
+from t2v.training.config import CASCADE_STAGES, TrainConfig, config_to_dict
 from t2v.training.datasets import build_dataset, skip_summary, tune_record
 from t2v.training.parts import build_parts, encode_pixels
 from t2v.training.stream import BatchStream
@@ -66,6 +66,10 @@ class TrainResult:
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     """Train `config.stage` to `config.max_steps`; with `resume`, continue from the newest complete
     checkpoint in `output_dir/checkpoints` (exactly: weights, optimizer, LR, EMA, RNG, data position)."""
+    if config.stage in CASCADE_STAGES:  # interpolate, upscale, vae-decoder (docs/cascade.md)
+        from t2v.training.cascade import train_cascade
+
+        return train_cascade(config, resume=resume)
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler

@@ -1,0 +1,240 @@
+"""Measure the cascade's stages on clips training never saw; prints markdown tables (docs/cascade.md).
+
+    PYTHONPATH=src python benchmarks/cascade_eval.py [--sections interp,sr,decoder,cascade] [--clips 16]
+        [--stages DIR] [--model DIR] [--steps N] [--seed 9001] [--json out.json]
+
+- interp: 29-frame ShapesWorld clips at 64x64 (data seed 9001; the stages trained on seeds 11-13).
+  Keyframes every 4th frame (8 -> 29), every 2nd (15 -> 29) and 2x then 2x (8 -> 15 -> 29). PSNR
+  and SSIM of the frames made (the keyframes are excluded: they are copied) against the true
+  frames, beside linear blending of the two neighbouring keyframes; and the oracle's centroid track
+  of the whole result against the true clip's (px at 64).
+- sr: 8-frame windows rendered at 64 and at 128 (the same scene); PSNR / SSIM against the true 128
+  rendering of the model at its default augmentation level and at 0, beside bicubic and bilinear.
+- decoder: reconstruction PSNR and flicker (mean |e[t+1] - e[t]| of the error) of the temporal
+  decoder against the per-frame decoder (the shipped image VAE), on the shared real clips (16
+  frames, every 2nd, resized and center-cropped to 64x64) and on 16-frame ShapesWorld clips; plus
+  the temporal decoder with its temporal layers skipped (what fine-tuning alone did).
+- cascade: the ShapesWorld oracle on 16 combinations (every 11th held-in + the 8 held-out), 1 seed:
+  the base model (16 frames), and the cascade (8 keyframes -> 29 frames -> 128x128).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from t2v.data.shapes import HELD_IN, HELD_OUT, ShapesWorldDataset
+from t2v.data.shapes_windows import ShapesWindows
+from t2v.metrics.reconstruction import flicker, psnr, ssim, track_error
+from t2v.pipelines.cascade import (
+    CascadeStage,
+    interpolate,
+    keyframe_mask,
+    load_temporal_decoder,
+    upscale,
+)
+
+
+def _mean(xs: list[float]) -> float:
+    return float(np.mean(xs)) if xs else math.nan
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def blend(keyframes: torch.Tensor, factor: int) -> torch.Tensor:
+    """Linear blending of neighbouring keyframes: (B, C, N, H, W) -> (B, C, (N-1)k+1, H, W)."""
+    b, c, n, h, w = keyframes.shape
+    out = []
+    for i in range(n - 1):
+        for j in range(factor):
+            a = j / factor
+            out.append((1 - a) * keyframes[:, :, i] + a * keyframes[:, :, i + 1])
+    out.append(keyframes[:, :, -1])
+    return torch.stack(out, dim=2)
+
+
+# ------------------------------------------------------------------------------------------------
+def eval_interp(stage: CascadeStage, clips: int, seed: int, steps: int | None) -> tuple[str, dict]:
+    ds = ShapesWorldDataset(clips, seed=seed, size=64, num_frames=29, include_held_out=True)
+    true = torch.stack([ds[i]["video"] for i in range(clips)])  # (N, 3, 29, 64, 64)
+    rows, data = [], {}
+    for name, factors, stride in (("4 (8 -> 29)", [4], 4), ("2 (15 -> 29)", [2], 2), ("2x2 (8 -> 15 -> 29)", [2, 2], 4)):
+        keys = true[:, :, ::stride]
+        t0 = time.perf_counter()
+        video = keys
+        for k in factors:
+            video = torch.cat([interpolate(stage, video[i : i + 8], k, steps=steps, seed=i) for i in range(0, clips, 8)])
+        secs = time.perf_counter() - t0
+        blended = blend(keys, stride)
+        made = [f for f in range(29) if not keyframe_mask(29, stride)[f]]
+        res = {}
+        for method, out in (("model", video), ("blend", blended)):
+            res[method] = {
+                "psnr": _mean([psnr(out[i][:, made], true[i][:, made]) for i in range(clips)]),
+                "ssim": _mean([ssim(out[i][:, made], true[i][:, made]) for i in range(clips)]),
+                "track": _mean([track_error(out[i], true[i]) for i in range(clips)]),
+                "track_made": _mean([track_error(out[i], true[i], made) for i in range(clips)]),
+            }
+        data[name] = {**res, "seconds_per_clip": secs / clips}
+        m, b_ = res["model"], res["blend"]
+        rows.append([name, f"{m['psnr']:.2f}", f"{b_['psnr']:.2f}", f"{m['psnr'] - b_['psnr']:+.2f}", f"{m['ssim']:.3f}",
+                     f"{b_['ssim']:.3f}", f"{m['track']:.2f}", f"{m['track_made']:.2f}", f"{b_['track']:.2f}", f"{secs / clips:.1f}"])
+    header = ["factor", "PSNR model", "PSNR blend", "gain dB", "SSIM model", "SSIM blend", "track err model (all)",
+              "track err model (made)", "track err blend", "s/clip"]
+    return _table(f"Interpolation, {clips} ShapesWorld clips (seed {seed}), made frames only; track error px at 64", header, rows), data
+
+
+def eval_sr(stage: CascadeStage, clips: int, seed: int, steps: int | None) -> tuple[str, dict]:
+    ds = ShapesWindows(clips, seed=seed, size=64, window=8, clip_frames=(16, 29), scale=2, include_held_out=True)
+    lo = torch.stack([ds[i]["video"] for i in range(clips)])  # (N, 3, 8, 64, 64)
+    hi = torch.stack([ds[i]["video_hi"] for i in range(clips)])  # (N, 3, 8, 128, 128)
+    frames = rearrange(lo, "b c f h w -> (b f) c h w")
+    results = {}
+    for mode in ("bicubic", "bilinear"):
+        up = F.interpolate(frames, scale_factor=2, mode=mode, align_corners=False).clamp(-1, 1)
+        results[mode] = rearrange(up, "(b f) c h w -> b c f h w", b=clips)
+    default = float(stage.defaults["noise_level"])
+    levels = [default] + ([0.0] if default != 0.0 else [])
+    secs = {}
+    for lvl in levels:
+        t0 = time.perf_counter()
+        results[f"model, level {lvl:g}"] = torch.cat([upscale(stage, lo[i : i + 4], noise_level=lvl, steps=steps, seed=i)
+                                                      for i in range(0, clips, 4)])
+        secs[f"model, level {lvl:g}"] = (time.perf_counter() - t0) / clips
+    rows, data = [], {}
+    for name, out in results.items():
+        p = _mean([psnr(out[i], hi[i]) for i in range(clips)])
+        s = _mean([ssim(out[i], hi[i]) for i in range(clips)])
+        t = _mean([track_error(out[i], hi[i]) for i in range(clips)])
+        data[name] = {"psnr": p, "ssim": s, "track": t}
+        rows.append([name, f"{p:.2f}", f"{s:.4f}", f"{t:.2f}", f"{secs[name]:.1f}" if name in secs else "-"])
+    return _table(f"Super-resolution 64 -> 128, {clips} ShapesWorld windows of 8 frames (seed {seed}), against the true 128 rendering",
+                  ["method", "PSNR", "SSIM", "track err (px at 64)", "s/clip"], rows), data
+
+
+def real_clips(folder: Path) -> dict[str, torch.Tensor]:
+    from t2v.data.sampling import resize_center_crop
+    from t2v.data.video_io import read_video
+
+    out = {}
+    for p in sorted(glob.glob(str(folder / "*.mp4"))):
+        frames, _ = read_video(p)
+        x = resize_center_crop(frames[:32:2].permute(0, 3, 1, 2).float(), 64, 64)  # (16, 3, 64, 64)
+        out[Path(p).stem] = rearrange((x / 127.5 - 1).clamp(-1, 1), "f c h w -> c f h w")
+    return out
+
+
+@torch.no_grad()
+def eval_decoder(decoder_dir: Path | None, vae_dir: Path, clips: int, seed: int, assets: Path) -> tuple[str, dict]:
+    from diffusers import AutoencoderKL
+
+    temporal = load_temporal_decoder(decoder_dir)
+    image_vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+    sets = {"real (5 clips, 64x64)": list(real_clips(assets / "videos").values())}
+    ds = ShapesWorldDataset(clips, seed=seed, size=64, num_frames=16, include_held_out=True)
+    sets[f"ShapesWorld ({clips} clips, seed {seed})"] = [ds[i]["video"] for i in range(clips)]
+
+    def per_frame(x: torch.Tensor) -> torch.Tensor:  # (3, F, 64, 64) -> same, the shipped image VAE
+        z = image_vae.encode(rearrange(x, "c f h w -> f c h w")).latent_dist.mode()
+        return rearrange(image_vae.decode(z).sample.clamp(-1, 1), "f c h w -> c f h w")
+
+    rows, data = [], {}
+    for set_name, videos in sets.items():
+        res = {}
+        for method, fn in (
+            ("per-frame decoder (shipped VAE)", per_frame),
+            ("temporal decoder", lambda x: temporal(x[None]).clamp(-1, 1)[0]),
+            ("temporal decoder, temporal layers skipped", lambda x: temporal(x[None], image_only=True).clamp(-1, 1)[0]),
+        ):
+            outs = [fn(v) for v in videos]
+            res[method] = {"psnr": _mean([psnr(o, v) for o, v in zip(outs, videos)]),
+                           "flicker": _mean([flicker(o, v) for o, v in zip(outs, videos)])}
+        base = res["per-frame decoder (shipped VAE)"]
+        for method, r in res.items():
+            rows.append([set_name, method, f"{r['psnr']:.2f}", f"{r['psnr'] - base['psnr']:+.2f}", f"{r['flicker']:.5f}",
+                         f"{100 * (1 - r['flicker'] / base['flicker']):.1f}%"])
+        data[set_name] = res
+    return _table("Temporal decoder: reconstruction (encoder frozen)", ["clips", "decoder", "PSNR", "vs per-frame",
+                                                                       "flicker", "flicker reduction"], rows), data
+
+
+def eval_cascade(model: Path | None, stages: Path | None, steps: int | None) -> tuple[str, dict]:
+    from t2v.metrics.shapes_eval import evaluate_shapes
+    from t2v.pipelines import TextToVideoPipeline
+    from t2v.pipelines.cascade import CascadePipeline
+
+    combos = list(HELD_IN[::11]) + list(HELD_OUT)
+    folders = {} if stages is None else {"interpolator": stages / "interpolate", "upscaler": stages / "upscale",
+                                         "decoder": stages / "vae_temporal"}
+    base = TextToVideoPipeline.from_pretrained(model)
+    cascade = CascadePipeline.from_pretrained(model, **folders)
+    runs = {
+        "base model, 16 frames 64x64": lambda p, s: base(p, seed=s, progress=False),
+        "base model, 8 keyframes (per-frame decoder)": lambda p, s: base(p, num_frames=8, seed=s, progress=False),
+        "cascade: 8 keyframes -> 29 frames -> 128x128": lambda p, s: cascade(p, seed=s, stage_steps=steps),
+    }
+    rows, data = [], {}
+    for name, gen in runs.items():
+        t0 = time.perf_counter()
+        scores, _ = evaluate_shapes(gen, seeds=1, batch_size=8, combinations=combos)
+        secs = (time.perf_counter() - t0) / len(combos)
+        data[name] = {**scores, "seconds_per_clip": secs}
+        for group in ("held_in", "held_out"):
+            g = scores[group]
+            rows.append([name, group.replace("_", "-"), str(g["n"]), *(f"{100 * g[m]:.1f}%" for m in
+                         ("color", "shape", "direction", "all_three")), f"{g['consistency']:.3f}", f"{secs:.1f}"])
+    return _table("ShapesWorld oracle, 16 combinations x 1 seed (clip j: seed j)", ["model", "set", "clips", "color", "shape",
+                  "direction", "all-three", "consistency", "s/clip"], rows), data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default="interp,sr,decoder,cascade")
+    ap.add_argument("--clips", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=9001)
+    ap.add_argument("--stages", type=Path, default=None, help="folder with interpolate/, upscale/, vae_temporal/ (default: shipped)")
+    ap.add_argument("--model", type=Path, default=None, help="base model folder (default: the shipped default model)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps of the stages (default: each folder's)")
+    ap.add_argument("--assets", type=Path, default=Path(os.environ.get("T2V_ASSETS", "../shared/assets")))
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    sub = (lambda n: None) if args.stages is None else (lambda n: args.stages / n)
+    report = {}
+    for section in args.sections.split(","):
+        t0 = time.perf_counter()
+        if section == "interp":
+            text, data = eval_interp(CascadeStage.from_pretrained(sub("interpolate"), "interpolate"), args.clips, args.seed, args.steps)
+        elif section == "sr":
+            text, data = eval_sr(CascadeStage.from_pretrained(sub("upscale"), "upscale"), args.clips, args.seed, args.steps)
+        elif section == "decoder":
+            from t2v.pipelines.model_folder import default_model_dir
+
+            vae = (args.model or default_model_dir()) / "vae"
+            text, data = eval_decoder(sub("vae_temporal"), vae, args.clips, args.seed, args.assets)
+        elif section == "cascade":
+            text, data = eval_cascade(args.model, args.stages, args.steps)
+        else:
+            raise SystemExit(f"unknown section {section!r}")
+        report[section] = data
+        print(text + f"\n({section}: {time.perf_counter() - t0:.0f} s)\n", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

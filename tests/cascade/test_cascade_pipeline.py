@@ -1,0 +1,143 @@
+"""The stages' sampling and the whole cascade on tiny random models: what reaches the network, what
+comes back, seeds, and the base model / decoder fit."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler
+
+from t2v.errors import T2VError
+from t2v.pipelines.cascade import (
+    CascadePipeline,
+    CascadeStage,
+    augment_condition,
+    interpolate,
+    load_temporal_decoder,
+    upsample,
+    upscale,
+)
+from t2v.pipelines.text_to_video import seeded_generators
+
+
+def _capture(unet):
+    seen = []
+    handle = unet.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs), with_kwargs=True)
+    return seen, handle
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_interpolation_keeps_keyframes_and_conditions_on_them(stage_dirs, factor):
+    stage = CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate")
+    keys = torch.rand(2, 3, 3, 16, 16) * 2 - 1
+    seen, handle = _capture(stage.unet)
+    out = interpolate(stage, keys, factor, steps=2)
+    handle.remove()
+    f = 2 * factor + 1
+    assert out.shape == (2, 3, f, 16, 16)
+    torch.testing.assert_close(out[:, :, ::factor], keys, rtol=0, atol=0)
+    assert len(seen) == 2  # one network call per step
+    for kwargs in seen:
+        cond = kwargs["condition"]  # (B, 4, F, H, W)
+        torch.testing.assert_close(cond[:, :3, ::factor], keys, rtol=0, atol=0)
+        known = torch.arange(f) % factor == 0
+        assert torch.equal(cond[:, 3, :, 0, 0], known.float().expand(2, f))
+        assert cond[:, :3, ~known].abs().sum() == 0
+
+
+def test_interpolation_depends_on_keyframes_and_seed(stage_dirs):
+    stage = CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate")
+    keys = torch.rand(1, 3, 2, 16, 16) * 2 - 1
+    a, b = interpolate(stage, keys, 4, steps=2, seed=3), interpolate(stage, keys, 4, steps=2, seed=3)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (interpolate(stage, keys, 4, steps=2, seed=4) - a).abs().max() > 1e-4
+    keys2 = keys.clone()
+    keys2[:, :, 1] = -keys2[:, :, 1]
+    assert (interpolate(stage, keys2, 4, steps=2, seed=3)[:, :, 2] - a[:, :, 2]).abs().max() > 1e-4
+    with pytest.raises(T2VError, match="--factor must be 2 or 4"):
+        interpolate(stage, keys, 3)
+    with pytest.raises(T2VError, match="at least 2 frames"):
+        interpolate(stage, keys[:, :, :1], 2)
+
+
+def test_batch_equals_single_calls(stage_dirs):
+    stage = CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate")
+    keys = torch.rand(2, 3, 2, 16, 16) * 2 - 1
+    both = interpolate(stage, keys, 2, steps=2, seed=5)
+    second = interpolate(stage, keys[1:], 2, steps=2, seed=6)
+    torch.testing.assert_close(both[1:], second, rtol=0, atol=1e-5)
+
+
+def test_upscale_condition_is_the_augmented_upsampled_clip(stage_dirs):
+    stage = CascadeStage.from_pretrained(stage_dirs / "upscale", "upscale")
+    video = torch.rand(2, 3, 2, 8, 8) * 2 - 1
+    seen, handle = _capture(stage.unet)
+    out = upscale(stage, video, noise_level=0.2, steps=2, seed=7)
+    handle.remove()
+    assert out.shape == (2, 3, 2, 16, 16)
+    abar = DDPMScheduler.from_config(stage.scheduler_config).alphas_cumprod
+    noise = torch.cat([torch.randn(3, 2, 16, 16, generator=g)[None] for g in seeded_generators(7 + 1_000_003, 2)])
+    ref = augment_condition(abar, upsample(video, 2), torch.full((2,), 0.2), noise)
+    for kwargs in seen:
+        torch.testing.assert_close(kwargs["condition"], ref, rtol=0, atol=0)
+        torch.testing.assert_close(kwargs["noise_level"], torch.full((2,), 0.2), rtol=0, atol=0)
+    # Level 0 conditions on the plain upsampled clip.
+    seen, handle = _capture(stage.unet)
+    upscale(stage, video, noise_level=0.0, steps=1)
+    handle.remove()
+    torch.testing.assert_close(seen[0]["condition"], upsample(video, 2), rtol=0, atol=0)
+    with pytest.raises(T2VError, match=r"in \[0, 1\]"):
+        upscale(stage, video, noise_level=1.5)
+    with pytest.raises(T2VError, match="pass a super-resolution stage"):
+        upscale(CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate"), video)
+
+
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_cascade(tmp_path_factory, stage_dirs):
+    """A tiny latent base model (16x16 pixels) and stages whose decoder is made from its VAE."""
+    from sd_fixture import make_tiny_sd
+
+    from t2v.models import inflate_folder
+    from t2v.models.temporal_vae import TemporalAutoencoder
+
+    root = tmp_path_factory.mktemp("tc")
+    base = inflate_folder(make_tiny_sd(root / "sd"), "video-ldm", root / "base")
+    stages = root / "stages"
+    for name in ("interpolate", "upscale"):
+        shutil.copytree(stage_dirs / name, stages / name)
+    TemporalAutoencoder.from_vae(AutoencoderKL.from_pretrained(base / "vae")).save_pretrained(stages / "vae_temporal")
+    return base, stages
+
+
+def test_cascade_runs_every_stage(tiny_cascade):
+    base, stages = tiny_cascade
+    pipe = CascadePipeline.from_pretrained(base, interpolator=stages / "interpolate", upscaler=stages / "upscale",
+                                           decoder=stages / "vae_temporal")
+    out = pipe("a red circle moving right", keyframes=3, factors=(2, 2), num_inference_steps=2, stage_steps=1,
+               return_stages=True)
+    assert out["keyframes"].shape == (1, 3, 3, 16, 16)
+    assert out["interpolated"].shape == (1, 3, 9, 16, 16)
+    assert out["video"].shape == (1, 3, 9, 32, 32)
+    torch.testing.assert_close(out["interpolated"][:, :, ::4], out["keyframes"], rtol=0, atol=0)
+    # The keyframes are the base model's latents through the temporal decoder (identity at init here:
+    # the base pipeline's own per-frame decoding).
+    latents = pipe.base("a red circle moving right", num_frames=3, num_inference_steps=2, output_latents=True, progress=False)
+    torch.testing.assert_close(out["keyframes"], pipe.base.decode_latents(latents), rtol=0, atol=1e-5)
+    again = pipe("a red circle moving right", keyframes=3, factors=(2, 2), num_inference_steps=2, stage_steps=1)
+    torch.testing.assert_close(again, out["video"], rtol=0, atol=0)
+
+
+def test_cascade_refuses_a_decoder_of_another_vae(tiny_cascade, stage_dirs):
+    base, stages = tiny_cascade
+    with pytest.raises(T2VError, match="does not fit the base model's VAE"):
+        CascadePipeline.from_pretrained(base, interpolator=stages / "interpolate", upscaler=stages / "upscale",
+                                        decoder=stage_dirs / "vae_temporal")
+    with pytest.raises(T2VError, match="not a temporal decoder folder"):
+        load_temporal_decoder(stages / "upscale")
+    with pytest.raises(T2VError, match="--keyframes must be at least 2"):
+        CascadePipeline.from_pretrained(base, interpolator=stages / "interpolate", upscaler=stages / "upscale",
+                                        decoder=stages / "vae_temporal")("a cat", keyframes=1)
