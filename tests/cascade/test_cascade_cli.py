@@ -70,3 +70,12 @@ def test_bad_input_messages(stage_dirs, clip_dir, tmp_path):
     assert "need --cascade" in _error("generate", "a red circle", "--factor", "2")
     assert "--factor must be 2 or 4" in _error("generate", "a red circle", "--cascade", "--factor", "8")
     assert "has no interpolate/" in _error("generate", "a red circle", "--cascade", "--stages", str(clip_dir))
+
+
+def test_a_missing_default_stage_is_a_one_line_error():
+    from t2v.errors import T2VError
+    from t2v.pipelines.cascade import default_stage_dir
+
+    with pytest.raises(T2VError) as e:  # was a TypeError from importlib's namespace-package path
+        default_stage_dir("no-such-stage")
+    assert "no default no-such-stage stage" in str(e.value) and "\n" not in str(e.value)

@@ -125,7 +125,7 @@ def augment_condition(alphas_cumprod: Tensor, condition: Tensor, level: Tensor, 
 # ------------------------------------------------------------------------------------------------
 def default_stage_dir(name: str) -> Path:
     """`t2v/assets/cascade/NAME` (interpolate, upscale, vae_temporal); a T2VError when not installed."""
-    path = Path(str(resources.files("t2v.assets").joinpath(CASCADE_ASSETS, name)))
+    path = Path(str(resources.files("t2v.assets").joinpath(CASCADE_ASSETS))) / name  # a namespace package's joinpath takes one part
     if not path.is_dir():
         raise T2VError(f"no default {name} stage is installed in this version of t2v; pass its model folder")
     return path
