@@ -131,7 +131,10 @@ def real_clips(folder: Path) -> dict[str, torch.Tensor]:
     from t2v.data.video_io import read_video
 
     out = {}
-    for p in sorted(glob.glob(str(folder / "*.mp4"))):
+    paths = sorted(glob.glob(str(folder / "*.mp4")))
+    if not paths:
+        raise SystemExit(f"no videos in {folder}: pass --assets (the shared assets folder) or set T2V_ASSETS")
+    for p in paths:
         frames, _ = read_video(p)
         x = resize_center_crop(frames[:32:2].permute(0, 3, 1, 2).float(), 64, 64)  # (16, 3, 64, 64)
         out[Path(p).stem] = rearrange((x / 127.5 - 1).clamp(-1, 1), "f c h w -> c f h w")

@@ -140,3 +140,59 @@ def test_save_and_load_round_trip(tmp_path):
         CascadeStage.from_pretrained(tmp_path / "sr", "interpolate")
     with pytest.raises(T2VError, match="no unet/config.json"):
         CascadeStage.from_pretrained(tmp_path, "upscale")
+
+
+def naive_blend(video: torch.Tensor, known: list[int]) -> torch.Tensor:
+    """Reference: a loop over frames, nearest known frames on each side."""
+    out = video.clone()
+    for t in range(video.shape[2]):
+        if t in known:
+            continue
+        a = max([k for k in known if k < t], default=None)
+        b = min([k for k in known if k > t], default=None)
+        if a is None or b is None:
+            out[:, :, t] = video[:, :, a if b is None else b]
+        else:
+            w = (t - a) / (b - a)
+            out[:, :, t] = (1 - w) * video[:, :, a] + w * video[:, :, b]
+    return out
+
+
+@pytest.mark.parametrize("known", [[0, 4, 8], [0, 2, 4, 6, 8], [1, 2, 7], [3]])
+def test_blend_neighbours_matches_a_loop(known):
+    from t2v.pipelines.cascade import blend_neighbours
+
+    video = torch.randn(2, 3, 9, 4, 4)
+    mask = torch.zeros(9, dtype=torch.bool)
+    mask[known] = True
+    torch.testing.assert_close(blend_neighbours(video, mask), naive_blend(video, known))
+
+
+def test_residual_stages_add_their_reference(tmp_path):
+    from t2v.pipelines.cascade import CascadeStage, blend_neighbours, interpolate, save_stage, upsample, upscale
+
+    for task in ("interpolate", "upscale"):
+        unet = tiny_unet(task)
+        save_stage(tmp_path / task / "plain", unet, dict(PIXEL_SCHEDULE))
+        unet.register_to_config(residual=True)
+        save_stage(tmp_path / task / "residual", unet, dict(PIXEL_SCHEDULE))
+    keys = torch.rand(1, 3, 3, 16, 16) * 0.5 - 0.25
+    plain = CascadeStage.from_pretrained(tmp_path / "interpolate" / "plain", "interpolate")
+    res = CascadeStage.from_pretrained(tmp_path / "interpolate" / "residual", "interpolate")
+    assert res.unet.config.residual and not plain.unet.config.get("residual", False)
+    a, b = interpolate(plain, keys, 2, steps=2), interpolate(res, keys, 2, steps=2)
+    known = torch.arange(5) % 2 == 0
+    clip = torch.zeros(1, 3, 5, 16, 16)
+    clip[:, :, known] = keys
+    # On the frames made, where the plain sample is not clamped: residual = plain sample + blend.
+    expected = (a + blend_neighbours(clip, known)).clamp(-1, 1)
+    ok = (a.abs() < 0.999) & ~known.view(1, 1, 5, 1, 1)
+    assert ok.sum() > 1000
+    torch.testing.assert_close(b[ok], expected[ok], rtol=0, atol=1e-5)
+    torch.testing.assert_close(b[:, :, known], keys, rtol=0, atol=0)
+    video = torch.rand(1, 3, 2, 8, 8) * 0.5 - 0.25
+    plain = CascadeStage.from_pretrained(tmp_path / "upscale" / "plain", "upscale")
+    res = CascadeStage.from_pretrained(tmp_path / "upscale" / "residual", "upscale")
+    a, b = upscale(plain, video, steps=2), upscale(res, video, steps=2)
+    ok = a.abs() < 0.999
+    torch.testing.assert_close(b[ok], (a + upsample(video, 2)).clamp(-1, 1)[ok], rtol=0, atol=1e-5)

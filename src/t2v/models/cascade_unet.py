@@ -82,7 +82,13 @@ class CascadeUNet(ModelMixin, ConfigMixin):
     channels: C of the clips (3 for pixels); block_out_channels / layers_per_block /
     norm_num_groups: the 2D U-Net (down blocks without attention, one mid resnet); resblock_kernel:
     the temporal residual blocks' 3D kernel; level_embedding: take the noise-augmentation level as
-    an input (the upscale stage).
+    an input (the upscale stage); residual: what the stage's diffusion generates is the clip minus a
+    reference computed from the condition (`t2v.pipelines.cascade.reference`: the linear blend of
+    the neighbouring keyframes, or the upsampled clip) rather than the clip itself; the network
+    does not change, only its target (SRDiff, Li et al. 2022, diffuses such a residual for
+    super-resolution); residual_scale: the residual is diffused times this factor, so that it has
+    about the spread the noise schedule assumes (as a VAE's scaling_factor does for latents: a
+    residual of std 0.05-0.09 left unscaled sat at "predict zero" for hundreds of steps).
     """
 
     @register_to_config
@@ -96,10 +102,13 @@ class CascadeUNet(ModelMixin, ConfigMixin):
         norm_num_groups: int = 8,
         resblock_kernel: tuple[int, int, int] = (3, 1, 1),
         level_embedding: bool = False,
+        residual: bool = False,
+        residual_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if task not in TASKS:
             raise T2VError(f"unknown cascade task {task!r}; choose one of {', '.join(TASKS)}")
+        del residual, residual_scale  # read from the config by the pipeline and the training code
         n = len(block_out_channels)
         unet2d = UNet2DConditionModel(
             sample_size=sample_size,

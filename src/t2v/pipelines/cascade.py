@@ -96,6 +96,29 @@ def place_keyframes(keyframes: Tensor, factor: int) -> tuple[Tensor, Tensor]:
     return clip, known
 
 
+def blend_neighbours(video: Tensor, known: Tensor) -> Tensor:
+    """Linear blending: each unknown frame of (B, C, F, H, W) becomes (1 - w) x_a + w x_b of the nearest
+    known frames a < t < b (w = (t - a) / (b - a)); known frames stay; frames before the first or after
+    the last known frame copy it. known: (F,) bool with at least one True."""
+    f = video.shape[2]
+    idx = torch.arange(f)
+    pos = idx[known.cpu()]
+    if len(pos) == 0:
+        raise T2VError("linear blending needs at least one known frame")
+    after = torch.searchsorted(pos, idx).clamp(max=len(pos) - 1)  # first known index >= t
+    b = pos[after]
+    a = pos[(after - (b > idx).long()).clamp(min=0)]  # last known index <= t
+    w = torch.where(b > a, (idx - a).float() / (b - a).clamp(min=1).float(), torch.zeros(f))
+    w = w.to(video.device, video.dtype).view(1, 1, f, 1, 1)
+    return (1 - w) * video[:, :, a.to(video.device)] + w * video[:, :, b.to(video.device)]
+
+
+def reference(task: str, clip: Tensor, known: Optional[Tensor] = None, scale: int = 2) -> Tensor:
+    """What a residual stage adds its sample to: interpolate, the blend of the known frames of `clip`
+    (B, C, F, H, W); upscale, `clip` (B, C, F, h, w) upsampled by `scale` (bilinear)."""
+    return blend_neighbours(clip, known) if task == "interpolate" else upsample(clip, scale)
+
+
 def upsample(video: Tensor, scale: int) -> Tensor:
     """(B, C, F, h, w) -> (B, C, F, scale*h, scale*w), bilinear per frame (SR3 / Make-A-Video's input)."""
     b, c, f, h, w = video.shape
@@ -264,7 +287,10 @@ def interpolate(stage: CascadeStage, keyframes: Tensor, factor: Optional[int] = 
     clip, known = place_keyframes(keyframes.to(stage.device, torch.float32), factor)  # (B, 3, F, H, W), (F,)
     cond = {"condition": interpolation_condition(clip, known)}  # (B, 4, F, H, W)
     out = _sample(stage, tuple(clip.shape), cond, int(steps or stage.defaults["steps"]),
-                  sampler or stage.defaults["sampler"], seed, progress).clamp(-1, 1)
+                  sampler or stage.defaults["sampler"], seed, progress)
+    if stage.unet.config.get("residual", False):  # the sample is the (scaled) residual over blending
+        out = out / stage.unet.config.get("residual_scale", 1.0) + reference("interpolate", clip, known)
+    out = out.clamp(-1, 1)
     out[:, :, known] = clip[:, :, known]  # the keyframes stay exactly as given
     return out
 
@@ -292,8 +318,11 @@ def upscale(stage: CascadeStage, video: Tensor, *, noise_level: Optional[float] 
     abar = DDPMScheduler.from_config(stage.scheduler_config).alphas_cumprod
     levels = torch.full((b,), level)
     cond = {"condition": augment_condition(abar, up, levels, aug_noise), "noise_level": levels.to(up.device)}
-    return _sample(stage, tuple(up.shape), cond, int(steps or stage.defaults["steps"]),
-                   sampler or stage.defaults["sampler"], seed, progress).clamp(-1, 1)
+    out = _sample(stage, tuple(up.shape), cond, int(steps or stage.defaults["steps"]),
+                  sampler or stage.defaults["sampler"], seed, progress)
+    if stage.unet.config.get("residual", False):  # the sample is the (scaled) residual over the clean upsampled clip
+        out = out / stage.unet.config.get("residual_scale", 1.0) + up
+    return out.clamp(-1, 1)
 
 
 # ------------------------------------------------------------------------------------------------

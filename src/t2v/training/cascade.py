@@ -40,6 +40,7 @@ from t2v.pipelines.cascade import (
     augment_condition,
     interpolation_condition,
     keyframe_mask,
+    reference,
     save_stage,
     upsample,
 )
@@ -95,7 +96,8 @@ def build_stage_model(config: TrainConfig) -> Any:
     size = config.data.height * (k.scale if config.stage == "upscale" else 1)
     return CascadeUNet(task=config.stage, channels=3, sample_size=size, block_out_channels=k.block_out_channels,
                        layers_per_block=k.layers_per_block, norm_num_groups=k.norm_num_groups,
-                       resblock_kernel=k.resblock_kernel, level_embedding=config.stage == "upscale")
+                       resblock_kernel=k.resblock_kernel, level_embedding=config.stage == "upscale",
+                       residual=k.residual, residual_scale=k.residual_scale)
 
 
 def build_stage_dataset(config: TrainConfig) -> tuple[Any, Any]:
@@ -135,16 +137,28 @@ def diffusion_inputs(config: TrainConfig, batch: dict, alphas_cumprod: torch.Ten
     if config.stage == "interpolate":
         factor = k.factors[int(torch.randint(len(k.factors), (1,), generator=generator))]
         known = keyframe_mask(video.shape[2], factor, device)  # (F,)
-        return video, {"condition": interpolation_condition(video, known)}  # (B, 4, F, H, W)
+        target = (video - reference("interpolate", video, known)) * k.residual_scale if k.residual else video
+        return target, {"condition": interpolation_condition(video, known)}  # (B, 4, F, H, W)
     hi = batch["video_hi"].to(device)  # (B, 3, F, sH, sW)
     up = upsample(video, k.scale)  # (B, 3, F, sH, sW)
     if k.crop is not None:
         hi, up = random_crops([hi, up], k.crop, k.scale, generator)  # (B, 3, F, crop, crop) each
+    if k.residual:
+        hi = (hi - up) * k.residual_scale  # the target: the residual over the clean upsampled clip (what `upscale` adds back)
     b = hi.shape[0]
     level = torch.rand(b, generator=generator) * k.max_noise_level  # (B,)
     noise = torch.randn(up.shape, generator=generator).to(device)
     cond = augment_condition(alphas_cumprod, up, level, noise)
     return hi, {"condition": cond, "noise_level": level.to(device)}
+
+
+def stage_timesteps(b: int, num_train_timesteps: int, high_noise_fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """(B,) training timesteps: uniform (Ho et al. 2020), except that a `high_noise_fraction` share is
+    the last one, T - 1, where the network regresses the conditional mean from pure noise (what the
+    first sampling step asks of it; the cascade's targets are nearly determined by the condition)."""
+    t = torch.randint(0, num_train_timesteps, (b,), generator=generator)
+    top = torch.rand(b, generator=generator) < high_noise_fraction
+    return torch.where(top, torch.full_like(t, num_train_timesteps - 1), t)
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -284,8 +298,10 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                             loss = loss - k.adversarial_weight * disc(recon).mean()  # generator hinge loss
                     else:
                         x0, cond = diffusion_inputs(c, batch, abar, generator, device)
+                        t = stage_timesteps(x0.shape[0], noise_scheduler.config.num_train_timesteps,
+                                            k.high_noise_fraction, generator).to(device)
                         loss = diffusion_loss(model, noise_scheduler, x0, cond, snr_gamma=c.diffusion.snr_gamma,
-                                              generator=generator).loss
+                                              generator=generator, timesteps=t).loss
                     if step + 1 == nan_at:
                         loss = loss * float("nan")
                     mean_loss = accelerator.reduce(loss.detach(), "mean")

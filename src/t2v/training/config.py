@@ -205,6 +205,11 @@ class CascadeConfig:
     scale: super-resolution factor; `data.height` is the low resolution. crop: side of the random
       high-resolution crop each sample is cut to (null: whole frames).
     max_noise_level: upscale: augmentation levels are drawn uniformly in [0, this].
+    residual: interpolate / upscale: diffuse the clip minus a reference made from the condition (the
+      blend of the neighbouring keyframes; the upsampled clip), as SRDiff (Li et al. 2022) does;
+      residual_scale: times this factor (the residuals' std is 0.05-0.09 on ShapesWorld; 8 brings
+      them near the spread the noise schedule assumes). high_noise_fraction: share of training samples
+      at the last timestep (pure noise: the regression of the conditional mean), the rest uniform.
     decoder_kernel: vae-decoder: the temporal residual blocks' 3D kernel. decoder_train: `temporal`
       (temporal layers + merges only) or `decoder` (the whole decoder + temporal layers); the encoder
       is always frozen. adversarial_weight / adversarial_start: weight of the video discriminator's
@@ -221,6 +226,9 @@ class CascadeConfig:
     scale: int = 2
     crop: Optional[int] = None
     max_noise_level: float = 0.3
+    residual: bool = True
+    residual_scale: float = 8.0
+    high_noise_fraction: float = 0.0
     decoder_kernel: tuple[int, int, int] = (3, 3, 3)
     decoder_train: str = "decoder"
     adversarial_weight: float = 0.05
@@ -301,6 +309,7 @@ def _check_cascade(c: TrainConfig, need: Any) -> None:
     need(c.data.image_fraction == 0.0, "data.image_fraction is for the video stage (VDM joint training)")
     need(len(k.clip_frames) == 2 and c.data.num_frames <= k.clip_frames[0] <= k.clip_frames[1],
          f"cascade.clip_frames must be [min, max] with data.num_frames <= min <= max; got {list(k.clip_frames)} and {c.data.num_frames} frames")
+    need(0.0 <= k.high_noise_fraction <= 1.0, f"cascade.high_noise_fraction must be in [0, 1]; got {k.high_noise_fraction}")
     if c.stage == "interpolate":
         need(bool(k.factors) and all(f in (2, 4) for f in k.factors), f"cascade.factors must be 2 and/or 4; got {list(k.factors)}")
         for f in k.factors:
