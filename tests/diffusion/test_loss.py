@@ -8,7 +8,7 @@ import torch
 from analytic_denoiser import SCHEDULE, GaussianDenoiser, alphas_cumprod_reference
 from diffusers import DDPMScheduler
 
-from t2v.diffusion.loss import diffusion_loss, min_snr_weights, signal_to_noise
+from t2v.diffusion.loss import diffusion_loss, min_snr_weights, sample_timesteps, signal_to_noise
 from t2v.errors import T2VError
 
 MU, S = 0.5, 0.7
@@ -128,3 +128,34 @@ def test_seeded_and_bad_inputs():
         diffusion_loss(model, _ddpm(), x0, snr_gamma=0)
     with pytest.raises(T2VError, match="out_channels"):
         diffusion_loss(lambda x, t: x[:, :1].repeat(1, 2, 1, 1, 1), _ddpm(), x0)
+
+
+def test_logit_normal_timesteps_follow_their_cdf():
+    """P(t < k) = Phi((logit(k / T) - mean) / std) for t = floor(T sigmoid(u)), u ~ N(mean, std^2)."""
+    from scipy.special import logit, ndtr
+
+    T, n = 1000, 200_000
+    for mean, std in [(0.0, 1.0), (1.0, 0.8)]:
+        t = sample_timesteps(T, n, distribution="logit_normal", logit_mean=mean, logit_std=std,
+                             generator=torch.Generator().manual_seed(0)).numpy()
+        assert t.min() >= 0 and t.max() <= T - 1
+        ks = np.array([50, 200, 500, 800, 950])
+        empirical = np.array([(t < k).mean() for k in ks])
+        expected = ndtr((logit(ks / T) - mean) / std)
+        np.testing.assert_allclose(empirical, expected, atol=0.005)  # 5 sigma of a 200k-sample proportion
+    # A positive mean moves the draws to high noise: median T sigmoid(1) = 731.
+    assert abs(np.median(t) - T / (1 + np.exp(-1.0))) < 3
+
+
+def test_uniform_timesteps_are_ddpm_draws_and_bad_distributions_are_named():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(sample_timesteps(1000, 64, generator=g1), torch.randint(0, 1000, (64,), generator=g2))
+    model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), MU, S, "epsilon")
+    x0 = torch.randn(64, 1, 1, 2, 2)
+    drawn = diffusion_loss(model, _ddpm(), x0, generator=torch.Generator().manual_seed(1),
+                           timestep_distribution="logit_normal", logit_mean=2.0).timesteps
+    assert drawn.float().median() > 800  # T sigmoid(2) = 881
+    with pytest.raises(T2VError, match="unknown timestep distribution 'lognormal'"):
+        sample_timesteps(1000, 4, distribution="lognormal")
+    with pytest.raises(T2VError, match="logit_std must be positive"):
+        sample_timesteps(1000, 4, distribution="logit_normal", logit_std=0.0)

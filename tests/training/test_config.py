@@ -82,6 +82,8 @@ def test_set_overrides_parse_yaml_values(tmp_path):
      ("model.unet=3", "'model.unet' must be a section"),
      ("data.caption_dropout=1.5", "caption_dropout must be in [0, 1)"),
      ("model.recipe=vdm", "image stage trains a 2D U-Net"),
+     ("diffusion.timestep_distribution=lognormal", "timestep_distribution must be uniform or logit_normal"),
+     ("diffusion.logit_std=0", "logit_std must be positive"),
      ("optim", "--set takes key.sub=value")],
 )
 def test_bad_values_are_one_line_errors(override, fragment):

@@ -30,6 +30,34 @@ from t2v.diffusion.denoiser import ModelFn, predict
 from t2v.errors import T2VError
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+TIMESTEP_DISTRIBUTIONS = ("uniform", "logit_normal")
+
+
+def sample_timesteps(
+    num_train_timesteps: int,
+    batch: int,
+    *,
+    distribution: str = "uniform",
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Training timesteps (batch,) int64 in {0, ..., T-1}.
+
+    uniform: Ho et al. 2020, Algorithm 1. logit_normal: t = floor(T * sigmoid(u)), u ~ N(mean, std)
+    (Esser et al. 2024, "Scaling Rectified Flow Transformers", sec. 3.1, on a discrete schedule); a
+    positive mean moves the draws toward high noise, where a video model lays out its motion (as
+    Stable Video Diffusion shifts its noise distribution up, Blattmann et al. 2023b, sec. 4).
+    """
+    if distribution == "uniform":
+        return torch.randint(0, num_train_timesteps, (batch,), generator=generator, device=device)
+    if distribution == "logit_normal":
+        if not logit_std > 0:
+            raise T2VError(f"diffusion.logit_std must be positive, got {logit_std}")
+        u = torch.randn(batch, generator=generator, device=device) * logit_std + logit_mean
+        return (torch.sigmoid(u) * num_train_timesteps).long().clamp_(0, num_train_timesteps - 1)
+    raise T2VError(f"unknown timestep distribution {distribution!r}; choose one of: {', '.join(TIMESTEP_DISTRIBUTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -73,12 +101,16 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
     timesteps: Tensor | None = None,
     noise: Tensor | None = None,
+    timestep_distribution: str = "uniform",
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
 ) -> DiffusionLoss:
     """The training loss of `model_fn` on clean data x0 (B, C, F, H, W) (or any (B, ...)).
 
     `scheduler` gives q(x_t | x_0) (`alphas_cumprod`, `add_noise`); `prediction_type` defaults to its
     config's. `timesteps` (B,) and `noise` (x0's shape) override the random draws (for tests);
     otherwise they come from `generator`. `snr_gamma` (e.g. 5) turns on min-SNR-gamma weighting.
+    `timestep_distribution` / `logit_mean` / `logit_std`: how t is drawn (`sample_timesteps`).
     """
     prediction_type = prediction_type or scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
@@ -88,10 +120,10 @@ def diffusion_loss(
     batch = x0.shape[0]
     gen_device = generator.device if generator is not None else x0.device
 
-    # 1. t ~ Uniform{0, ..., T-1} (Ho et al. 2020, Algorithm 1 line 3; 0-based).
+    # 1. t ~ Uniform{0, ..., T-1} (Ho et al. 2020, Algorithm 1 line 3; 0-based), or logit-normal.
     if timesteps is None:
-        n_train = scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, n_train, (batch,), generator=generator, device=gen_device)
+        timesteps = sample_timesteps(scheduler.config.num_train_timesteps, batch, distribution=timestep_distribution,
+                                     logit_mean=logit_mean, logit_std=logit_std, generator=generator, device=gen_device)
     timesteps = timesteps.to(x0.device).long()  # (B,)
     # 2. eps ~ N(0, I) (Algorithm 1 line 4).
     if noise is None:

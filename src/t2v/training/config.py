@@ -145,6 +145,11 @@ class DiffusionConfig:
     beta_start: Optional[float] = None
     beta_end: Optional[float] = None
     snr_gamma: Optional[float] = None
+    # How training timesteps are drawn: uniform (DDPM) or logit_normal (t = T sigmoid(N(mean, std)));
+    # logit_mean > 0 trains more at high noise, where a video model decides its motion.
+    timestep_distribution: str = "uniform"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,9 @@ def _check(c: TrainConfig) -> None:
     need(0.0 <= c.data.caption_dropout < 1.0, f"data.caption_dropout must be in [0, 1); got {c.data.caption_dropout}")
     need(0.0 <= c.data.image_fraction <= 1.0, f"data.image_fraction must be in [0, 1]; got {c.data.image_fraction}")
     need(c.data.batch_size >= 1, f"data.batch_size must be at least 1; got {c.data.batch_size}")
+    need(c.diffusion.timestep_distribution in ("uniform", "logit_normal"),
+         f"diffusion.timestep_distribution must be uniform or logit_normal; got {c.diffusion.timestep_distribution!r}")
+    need(c.diffusion.logit_std > 0, f"diffusion.logit_std must be positive (1.0 is the usual choice); got {c.diffusion.logit_std}")
     need(c.data.num_workers >= 0, f"data.num_workers must be >= 0; got {c.data.num_workers}")
     need(0.0 <= c.ema.decay <= 1.0, f"ema.decay must be in [0, 1]; got {c.ema.decay}")
     need(c.checkpoint.every >= 0 and c.checkpoint.keep >= 1, "checkpoint.every must be >= 0 and checkpoint.keep >= 1")
