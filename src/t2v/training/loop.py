@@ -16,6 +16,7 @@ comes from one generator per process, checkpointed with the rest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -278,7 +279,14 @@ def _check_same_config(saved: dict, now: dict, path: Path) -> None:
         return items
 
     a, b = flat(saved), flat(json.loads(json.dumps(now)))
+    # A field added to the config after the checkpoint was written is absent from it; at its default
+    # value it keeps the old behaviour, so it does not block the resume.
+    sections = {f.name: dataclasses.asdict(f.default_factory()) for f in dataclasses.fields(TrainConfig)
+                if f.default_factory is not dataclasses.MISSING}  # each section's defaults (no validation)
+    defaults = flat(json.loads(json.dumps(sections)))
     for key in sorted(set(a) | set(b)):
+        if key not in a and key in defaults and b.get(key) == defaults[key]:
+            continue
         if a.get(key) != b.get(key) and not key.startswith(RESUMABLE_CHANGES):
             raise T2VError(f"checkpoint {path} was made with {key} = {a.get(key)!r}, now {b.get(key)!r}; "
                            "restore the config to resume, or train into a new output_dir")
