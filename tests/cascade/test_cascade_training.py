@@ -58,7 +58,7 @@ def test_windows_are_deterministic_and_pairs_show_one_scene():
 
 def test_upscale_batches_crop_target_and_condition_alike(tmp_path):
     c = config_from_dict(tiny_config("upscale", tmp_path, data={"num_frames": 2},
-                                     cascade={"crop": 8, "max_noise_level": 0.0}))
+                                     cascade={"crop": 8, "max_noise_level": 0.0, "residual": False}))
     video = torch.rand(2, 3, 2, 16, 16) * 2 - 1
     from t2v.pipelines.cascade import upsample
 
@@ -68,10 +68,17 @@ def test_upscale_batches_crop_target_and_condition_alike(tmp_path):
     assert x0.shape == (2, 3, 2, 8, 8)
     torch.testing.assert_close(cond["condition"], x0, rtol=0, atol=0)  # same crop; level 0: no noise
     assert torch.equal(cond["noise_level"], torch.zeros(2))
+    # Residual targets (the default): scale x (target - upsampled clip), here exactly zero.
+    r = config_from_dict(tiny_config("upscale", tmp_path, data={"num_frames": 2},
+                                     cascade={"crop": 8, "max_noise_level": 0.0, "residual_scale": 8.0}))
+    hi = batch["video_hi"] + 0.01
+    x0, cond = diffusion_inputs(r, {"video": video, "video_hi": hi}, abar, torch.Generator().manual_seed(0), torch.device("cpu"))
+    torch.testing.assert_close(x0, torch.full_like(x0, 0.08), rtol=0, atol=1e-5)
 
 
 def test_interpolate_batches_mask_a_drawn_factor(tmp_path):
-    c = config_from_dict(tiny_config("interpolate", tmp_path, data={"num_frames": 9}, cascade={"clip_frames": [9, 12]}))
+    c = config_from_dict(tiny_config("interpolate", tmp_path, data={"num_frames": 9},
+                                     cascade={"clip_frames": [9, 12], "residual": False}))
     video = torch.rand(1, 3, 9, 16, 16)
     g = torch.Generator().manual_seed(0)
     masks = set()
