@@ -16,8 +16,9 @@ def randomize(layer: TemporalAttention) -> TemporalAttention:
     return layer
 
 
-def naive(layer: TemporalAttention, x: torch.Tensor) -> torch.Tensor:
-    """Loop over pixels; softmax(q k^T / sqrt(d) + bias[bucket(j - i)] (+ causal -inf)) v per head."""
+def naive(layer: TemporalAttention, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+    """Loop over pixels; softmax(q k^T / sqrt(d) + bias[bucket(j - i)] (+ causal -inf)) v per head.
+    pos: optional (F, C) added to the normed tokens (absolute frame positions)."""
     b, c, f, h, w = x.shape
     heads, d = layer.heads, c // layer.heads
     table = layer.rel_pos.bias.weight  # (buckets, heads)
@@ -26,6 +27,8 @@ def naive(layer: TemporalAttention, x: torch.Tensor) -> torch.Tensor:
         for yi in range(h):
             for xi in range(w):
                 tok = torch.nn.functional.layer_norm(x[bi, :, :, yi, xi].T, (c,), layer.norm.weight, layer.norm.bias)
+                if pos is not None:
+                    tok = tok + pos
                 q, k, v = (tok @ layer.to_qkv.weight.T).split(c, dim=-1)  # (F, C) each
                 res = []
                 for hd in range(heads):
@@ -164,3 +167,35 @@ def test_text_attention_depends_on_the_prompt_and_needs_it():
     assert (layer(x, text=text) - layer(x, text=text.flip(1) + 1)).abs().max() > 1e-3
     with pytest.raises(ValueError, match="pass text"):
         layer(x)
+
+
+def frame_position_reference(layer: TemporalAttention, f: int) -> torch.Tensor:
+    """(F, C): W [sin(2^k pi t), cos(2^k pi t)]_k + b with t = i / (F - 1), written out per frame."""
+    rows = []
+    for i in range(f):
+        t = i / (f - 1)
+        feats = [math.sin(2**k * math.pi * t) for k in range(4)] + [math.cos(2**k * math.pi * t) for k in range(4)]
+        rows.append(torch.tensor(feats) @ layer.frame_pos.weight.T + layer.frame_pos.bias)
+    return torch.stack(rows)
+
+
+def test_frame_positions_identity_at_init_and_match_naive():
+    layer = TemporalAttention(16, head_dim=8, frame_positions=True)
+    x = torch.randn(2, 16, 5, 2, 3)
+    assert torch.equal(layer(x), x)  # the output projection starts at zero
+    randomize(layer)
+    torch.testing.assert_close(layer(x), naive(layer, x, frame_position_reference(layer, 5)), atol=1e-4, rtol=1e-4)
+
+
+def test_frame_positions_tell_early_from_late_frames():
+    """On a clip whose frames are all equal, relative positions alone give every frame the same
+    output (equal values); with absolute positions the frames differ."""
+    x = torch.randn(1, 16, 1, 2, 2).expand(1, 16, 6, 2, 2).contiguous()
+    plain = randomize(TemporalAttention(16, head_dim=8))
+    y = plain(x)
+    torch.testing.assert_close(y[:, :, 1:], y[:, :, :1].expand_as(y[:, :, 1:]), atol=1e-5, rtol=1e-5)
+    timed = randomize(TemporalAttention(16, head_dim=8, frame_positions=True))
+    z = timed(x)
+    assert (z[:, :, -1] - z[:, :, 0]).abs().max() > 1e-2
+    text_timed = randomize(TemporalAttention(16, head_dim=8, cross_attention_dim=12, frame_positions=True))
+    assert text_timed(x, text=torch.randn(1, 3, 12)).shape == x.shape

@@ -211,12 +211,15 @@ def test_gradient_checkpointing_same_gradients_less_memory(unet2d, name):
 
 
 TEXT_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_cross_attention=True, resblock_kernel=(3, 3, 3))
+TIMED_TEXT_LDM = dataclasses.replace(TEXT_LDM, temporal_frame_positions=True)
 
 
-def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path):
+@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM], ids=["text", "text+frame-positions"])
+def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path, recipe):
     """The default model's variant of Video LDM: identity at init, each clip's temporal layers read
     that clip's own text (batching never mixes prompts), and the variant survives save/load."""
-    model = inflate(unet2d, TEXT_LDM)
+    model = inflate(unet2d, recipe)
+    assert any("frame_pos" in n for n in model.added_parameters()) == recipe.temporal_frame_positions
     x, t, text = clip_batch()
     with torch.no_grad():
         assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5
@@ -231,7 +234,7 @@ def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path
         assert torch.equal(model(x, t, text, image_only=True), per_frame(unet2d, x, t, text))
     model.save_pretrained(tmp_path / "unet")
     loaded = type(model).from_pretrained(tmp_path / "unet")
-    assert loaded.recipe == TEXT_LDM
+    assert loaded.recipe == recipe
     with torch.no_grad():
         assert torch.equal(loaded(x, t, text), both)
 

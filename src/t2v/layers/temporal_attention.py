@@ -29,6 +29,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.functional import scaled_dot_product_attention
 
+FRAME_POS_FREQS = 4  # sinusoid frequencies of the optional absolute frame position (2 features each)
+
 
 def relative_position_buckets(num_frames: int, num_buckets: int = 32, max_distance: int = 128,
                               device: torch.device | None = None) -> Tensor:
@@ -81,7 +83,7 @@ class TemporalAttention(nn.Module):
     """Residual self-attention over the frame axis at every pixel: (B, C, F, H, W) -> same shape."""
 
     def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, num_buckets: int = 32,
-                 max_distance: int = 128, cross_attention_dim: int | None = None) -> None:
+                 max_distance: int = 128, cross_attention_dim: int | None = None, frame_positions: bool = False) -> None:
         super().__init__()
         heads = max(1, channels // head_dim)
         while channels % heads:
@@ -98,6 +100,12 @@ class TemporalAttention(nn.Module):
             self.to_q_text = nn.Linear(channels, channels, bias=False)
             self.to_kv_text = nn.Linear(cross_attention_dim, 2 * channels, bias=False)
             self.to_out_text = nn.Linear(channels, channels)
+        # Optional absolute time: a learned projection of sinusoids of the frame's place in the clip,
+        # t = f / (F - 1) in [0, 1], added to the normed tokens before q/k/v (and the text query).
+        # Relative-position bias alone tells a frame little about being early or late in the clip.
+        self.frame_positions = frame_positions
+        if frame_positions:
+            self.frame_pos = nn.Linear(2 * FRAME_POS_FREQS, channels)
         self.reset_parameters()
 
     @property
@@ -112,6 +120,8 @@ class TemporalAttention(nn.Module):
         self.rel_pos.reset_parameters()
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
+        if self.frame_positions:
+            self.frame_pos.reset_parameters()
         if self.uses_text:
             self.norm_text.reset_parameters()
             self.to_q_text.reset_parameters()
@@ -142,7 +152,10 @@ class TemporalAttention(nn.Module):
         # 1. Norm and q/k/v projection act on channels, so they run frame by frame, in the order
         #    the 2D U-Net's frames are stored: a view for channels-last frames, one transpose otherwise.
         tokens = rearrange(x, "b c f h w -> b f (h w) c")
-        qkv = self.to_qkv(self.norm(tokens))  # (B, F, HW, 3C)
+        normed = self.norm(tokens)
+        if self.frame_positions:
+            normed = normed + self.position_embedding(f, normed.dtype, normed.device)[None, :, None]  # + (1, F, 1, C)
+        qkv = self.to_qkv(normed)  # (B, F, HW, 3C)
         # 2. Attention over F at each pixel: sequences are strided views into qkv (no copy for B = 1).
         q, k, v = rearrange(qkv, "b f n (three heads d) -> three (b n) heads f d", three=3, heads=self.heads)
         out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype))  # (B*HW, heads, F, d)
@@ -155,13 +168,23 @@ class TemporalAttention(nn.Module):
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y
 
+    def position_embedding(self, num_frames: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """(F, C): the learned projection of sin/cos(2^k pi t), k < FRAME_POS_FREQS, t = f / (F - 1)."""
+        t = torch.arange(num_frames, device=device, dtype=torch.float32) / max(num_frames - 1, 1)  # (F,)
+        angles = t[:, None] * (math.pi * 2.0 ** torch.arange(FRAME_POS_FREQS, device=device, dtype=torch.float32))
+        feats = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (F, 2K)
+        return self.frame_pos(feats.to(self.frame_pos.weight.dtype)).to(dtype)
+
     def _attend_text(self, y: Tensor, text: Tensor | None) -> Tensor:
         """Cross-attention of every (frame, pixel) of y (B, C, F, H, W) to text (B, L, D) -> (B, C, F, H, W)."""
         b, c, f, h, w = y.shape
         if text is None or text.ndim != 3 or text.shape[0] != b or text.shape[2] != self.cross_attention_dim:
             got = None if text is None else tuple(text.shape)
             raise ValueError(f"this temporal attention attends to text: pass text (B={b}, L, {self.cross_attention_dim}); got {got}")
-        q = self.to_q_text(self.norm_text(rearrange(y, "b c f h w -> b (f h w) c")))  # (B, FHW, C)
+        normed = self.norm_text(rearrange(y, "b c f h w -> b f (h w) c"))  # (B, F, HW, C)
+        if self.frame_positions:
+            normed = normed + self.position_embedding(f, normed.dtype, normed.device)[None, :, None]
+        q = self.to_q_text(rearrange(normed, "b f n c -> b (f n) c"))  # (B, FHW, C)
         k, v = self.to_kv_text(text.to(q.dtype)).chunk(2, dim=-1)  # (B, L, C) each
         q, k, v = (rearrange(t, "b n (heads d) -> b heads n d", heads=self.heads) for t in (q, k, v))
         out = scaled_dot_product_attention(q, k, v)  # (B, heads, FHW, d)

@@ -31,6 +31,9 @@ class Recipe:
     causal_attention: temporal attention sees frames <= i only.
     temporal_cross_attention: temporal attention also attends to the text (zero-init output); off in
       the papers' recipes, on in the embedded default model (docs/default_model.md says why).
+    temporal_frame_positions: temporal attention also sees each frame's place in the clip, f / (F - 1),
+      through a learned projection of sinusoids (absolute time, as Video LDM's and AnimateDiff's
+      position encodings; identity at init because the attention's output projection is zero).
     trainable: regular expressions (`re.search`) on parameter names; a match trains.
     """
 
@@ -44,6 +47,7 @@ class Recipe:
     fps_conditioning: bool = False
     causal_attention: bool = False
     temporal_cross_attention: bool = False
+    temporal_frame_positions: bool = False
     trainable: tuple[str, ...] = ()
     temporal_conv_kernel: int = 3
     resblock_kernel: tuple[int, int, int] = (3, 1, 1)

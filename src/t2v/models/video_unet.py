@@ -87,6 +87,7 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
                 TemporalAttention(
                     attn.out_channels, recipe.attention_head_dim, recipe.causal_attention,
                     cross_attention_dim=unet.config.cross_attention_dim if recipe.temporal_cross_attention else None,
+                    frame_positions=recipe.temporal_frame_positions,
                 )
                 if recipe.temporal_attention else None
             )

@@ -67,11 +67,13 @@ class RecipeOptions:
     """Changes to the named recipe's layers (t2v.models.Recipe fields); null keeps the recipe's value.
 
     temporal_cross_attention: temporal attention also attends to the text.
+    temporal_frame_positions: temporal attention also sees each frame's place in the clip.
     resblock_kernel: the temporal residual blocks' 3D kernel (frames, height, width), e.g. [3, 3, 3].
     temporal_conv_kernel, attention_head_dim, merge_init_alpha, causal_attention: as in `Recipe`.
     """
 
     temporal_cross_attention: Optional[bool] = None
+    temporal_frame_positions: Optional[bool] = None
     resblock_kernel: Optional[tuple[int, ...]] = None
     temporal_conv_kernel: Optional[int] = None
     attention_head_dim: Optional[int] = None
