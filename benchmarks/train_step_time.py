@@ -1,10 +1,10 @@
-"""Seconds per training step of a preset: forward + backward + AdamW on one batch (not a test).
+"""Seconds per training step of a preset: forward + backward + AdamW on one batch (a benchmark; tests never time).
 
-    PYTHONPATH=src python tests/training/measure_step_time.py configs/shapes_image.yaml [--threads 1] [--set k=v ...]
+    PYTHONPATH=src python benchmarks/train_step_time.py configs/shapes_image.yaml [--threads 1] [--set k=v ...]
 
 The video preset starts from the image stage's folder; without it, pass the image preset's U-Net and
 text encoder, e.g. for both recipes:
-    PYTHONPATH=src python tests/training/measure_step_time.py configs/shapes_video.yaml --set model.pretrained=null \
+    PYTHONPATH=src python benchmarks/train_step_time.py configs/shapes_video.yaml --set model.pretrained=null \
         --set "model.unet={sample_size: 32, block_out_channels: [32, 64, 64], layers_per_block: 1, \
 down_block_types: [DownBlock2D, CrossAttnDownBlock2D, CrossAttnDownBlock2D], up_block_types: [CrossAttnUpBlock2D, \
 CrossAttnUpBlock2D, UpBlock2D], attention_head_dim: 8, norm_num_groups: 8}" \
