@@ -98,22 +98,14 @@ def _prompt(value: Any, label: str, limits: ServeLimits) -> str:
     return value
 
 
-def _steps(settings: Mapping[str, Any], key: str, default: int, limits: ServeLimits) -> int:
-    steps = _int(settings, key, "steps", default)
-    if steps < 1:
-        raise T2VError(f"steps must be at least 1, got {steps}")
-    if steps > limits.max_steps:
-        raise over("steps", steps, limits.max_steps, "--max-steps")
-    return steps
-
-
-def _frames(settings: Mapping[str, Any], key: str, default: int, limits: ServeLimits) -> int:
-    frames = _int(settings, key, "frames", default)
-    if frames < 1:
-        raise T2VError(f"frames must be at least 1, got {frames}")
-    if frames > limits.max_frames:
-        raise over("frames", frames, limits.max_frames, "--max-frames")
-    return frames
+def _bounded(settings: Mapping[str, Any], key: str, label: str, default: int, limit: int, flag: str) -> int:
+    """A whole number in [1, limit]; over the limit, the message names the server flag that raises it."""
+    value = _int(settings, key, label, default)
+    if value < 1:
+        raise T2VError(f"{label} must be at least 1, got {value}")
+    if value > limit:
+        raise over(label, value, limit, flag)
+    return value
 
 
 def _guidance(settings: Mapping[str, Any], default: float) -> float:
@@ -152,18 +144,14 @@ def check_generate(settings: Mapping[str, Any], defaults: Mapping[str, Any], vae
     out: dict[str, Any] = {"prompt": _prompt(settings.get("prompt"), "prompt", limits)}
     neg = settings.get("negative_prompt") or None
     out["negative_prompt"] = _prompt(neg, "negative prompt", limits) if neg else None
-    out["num_frames"] = _frames(settings, "num_frames", defaults["num_frames"], limits)
+    out["num_frames"] = _bounded(settings, "num_frames", "frames", defaults["num_frames"], limits.max_frames, "--max-frames")
     for key in ("height", "width"):
-        v = _int(settings, key, key, defaults[key])
-        if v < 1:
-            raise T2VError(f"{key} must be at least 1, got {v}")
-        if v > limits.max_size:
-            raise over(key, v, limits.max_size, "--max-size")
+        v = _bounded(settings, key, key, defaults[key], limits.max_size, "--max-size")
         if v % vae_factor:
             raise T2VError(f"{key} {v} is not a multiple of {vae_factor} (this model's VAE downsamples by {vae_factor}); "
                            f"try {max(vae_factor, round(v / vae_factor) * vae_factor)}")
         out[key] = v
-    out["steps"] = _steps(settings, "steps", defaults["steps"], limits)
+    out["steps"] = _bounded(settings, "steps", "steps", defaults["steps"], limits.max_steps, "--max-steps")
     out["guidance"] = _guidance(settings, defaults["guidance"])
     out["seed"] = _seed(settings)
     fps = _float(settings, "fps", "fps", defaults["fps"])
@@ -192,13 +180,8 @@ def check_tune(settings: Mapping[str, Any], clip_frames: int, limits: ServeLimit
     if len(edits) > limits.max_edit_prompts:
         raise over("edited prompts:", len(edits), limits.max_edit_prompts, "--max-edit-prompts")
     out["edit_prompts"] = [_prompt(e, "edited prompt", limits) for e in edits]
-    tune_steps = _int(settings, "tune_steps", "tuning steps", 20)
-    if tune_steps < 1:
-        raise T2VError(f"tuning steps must be at least 1, got {tune_steps}")
-    if tune_steps > limits.max_tune_steps:
-        raise over("tuning steps", tune_steps, limits.max_tune_steps, "--max-tune-steps")
-    out["tune_steps"] = tune_steps
-    out["num_frames"] = _frames(settings, "num_frames", min(8, limits.max_frames), limits)
+    out["tune_steps"] = _bounded(settings, "tune_steps", "tuning steps", 20, limits.max_tune_steps, "--max-tune-steps")
+    out["num_frames"] = _bounded(settings, "num_frames", "frames", min(8, limits.max_frames), limits.max_frames, "--max-frames")
     stride = _int(settings, "stride", "stride", 1)
     if stride < 1:
         raise T2VError(f"stride must be at least 1, got {stride}")
@@ -207,7 +190,7 @@ def check_tune(settings: Mapping[str, Any], clip_frames: int, limits: ServeLimit
     if need > clip_frames:
         raise T2VError(f"the clip has {clip_frames} frames but {out['num_frames']} frames every {stride} need {need}; "
                        "ask for fewer frames or a smaller stride")
-    out["steps"] = _steps(settings, "steps", min(20, limits.max_steps), limits)
+    out["steps"] = _bounded(settings, "steps", "steps", min(20, limits.max_steps), limits.max_steps, "--max-steps")
     out["guidance"] = _guidance(settings, 7.5)
     out["seed"] = _seed(settings)
     lr = _float(settings, "lr", "learning rate", 3e-5)
