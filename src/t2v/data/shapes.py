@@ -227,6 +227,12 @@ def item_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
+def clip_to_video(clip: np.ndarray) -> torch.Tensor:
+    """uint8 (F, H, W, 3) -> float (C, F, H, W) in [-1, 1] (numpy: cheaper than torch ops here)."""
+    video = rearrange(clip.astype(np.float32) / np.float32(127.5) - np.float32(1.0), "f h w c -> c f h w")
+    return torch.from_numpy(np.ascontiguousarray(video))
+
+
 # ------------------------------------------------------------------------------------------------
 # the data set
 # ------------------------------------------------------------------------------------------------
@@ -277,10 +283,8 @@ class ShapesWorldDataset(Dataset):
         if self.images:
             t = int(rng.integers(self.num_frames))
             clip = clip[t : t + 1]  # (1, H, W, 3)
-        video = rearrange(clip.astype(np.float32) / np.float32(127.5) - np.float32(1.0), "f h w c -> c f h w")
-        video = torch.from_numpy(np.ascontiguousarray(video))  # (C, F, H, W), numpy: cheaper than torch ops here
         return {
-            "video": video,  # (C, F, H, W)
+            "video": clip_to_video(clip),  # (C, F, H, W)
             "caption": p.caption,
             "source": f"shapes:seed={self.seed}:index={index}",
             "fps": FPS,

@@ -11,18 +11,11 @@ displacement and start scaled): the super-resolution stage's target.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from einops import rearrange
 from torch.utils.data import Dataset
 
-from t2v.data.shapes import ALL_COMBINATIONS, FPS, HELD_IN, MIN_CANVAS, item_rng, render_clip, sample_params
+from t2v.data.shapes import ALL_COMBINATIONS, FPS, HELD_IN, MIN_CANVAS, clip_to_video, item_rng, render_clip, sample_params
 from t2v.errors import T2VError
-
-
-def _to_video(clip: np.ndarray) -> torch.Tensor:
-    """uint8 (F, H, W, 3) -> float (C, F, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rearrange(clip.astype(np.float32) / np.float32(127.5) - 1, "f h w c -> c f h w")))
 
 
 class ShapesWindows(Dataset):
@@ -61,13 +54,13 @@ class ShapesWindows(Dataset):
         keep = slice(start, start + self.window)
         clip = render_clip(p.color, p.shape, p.motion, size=self.size, num_frames=n, object_size=p.object_size,
                            displacement=p.displacement, start=p.start)[keep]  # (window, H, W, 3)
-        item = {"video": _to_video(clip), "caption": p.caption, "fps": FPS,
+        item = {"video": clip_to_video(clip), "caption": p.caption, "fps": FPS,
                 "source": f"shapes-windows:seed={self.seed}:index={index}", "clip_frames": n, "start": start}
         if self.scale is not None:
             s = self.scale
             hi = render_clip(p.color, p.shape, p.motion, size=s * self.size, num_frames=n, object_size=s * p.object_size,
                              displacement=s * p.displacement, start=(s * p.start[0], s * p.start[1]))[keep]
-            item["video_hi"] = _to_video(hi)  # (C, window, sH, sW)
+            item["video_hi"] = clip_to_video(hi)  # (C, window, sH, sW)
         return item
 
 
