@@ -153,8 +153,10 @@ class TemporalAttention(nn.Module):
         #    the 2D U-Net's frames are stored: a view for channels-last frames, one transpose otherwise.
         tokens = rearrange(x, "b c f h w -> b f (h w) c")
         normed = self.norm(tokens)
-        if self.frame_positions:
-            normed = normed + self.position_embedding(f, normed.dtype, normed.device)[None, :, None]  # + (1, F, 1, C)
+        pos = None
+        if self.frame_positions:  # once per call: the text sub-layer adds the same (1, F, 1, C)
+            pos = self.position_embedding(f, normed.dtype, normed.device)[None, :, None]
+            normed = normed + pos
         qkv = self.to_qkv(normed)  # (B, F, HW, 3C)
         # 2. Attention over F at each pixel: sequences are strided views into qkv (no copy for B = 1).
         q, k, v = rearrange(qkv, "b f n (three heads d) -> three (b n) heads f d", three=3, heads=self.heads)
@@ -163,7 +165,7 @@ class TemporalAttention(nn.Module):
         # 3. Residual: the sum takes x's memory order, so a frames-major x stays frames-major.
         y = x + rearrange(out, "b f (h w) c -> b c f h w", h=h, w=w)
         if self.uses_text:
-            y = y + self._attend_text(y, text)
+            y = y + self._attend_text(y, text, pos)
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y
@@ -175,15 +177,16 @@ class TemporalAttention(nn.Module):
         feats = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (F, 2K)
         return self.frame_pos(feats.to(self.frame_pos.weight.dtype)).to(dtype)
 
-    def _attend_text(self, y: Tensor, text: Tensor | None) -> Tensor:
-        """Cross-attention of every (frame, pixel) of y (B, C, F, H, W) to text (B, L, D) -> (B, C, F, H, W)."""
+    def _attend_text(self, y: Tensor, text: Tensor | None, pos: Tensor | None = None) -> Tensor:
+        """Cross-attention of every (frame, pixel) of y (B, C, F, H, W) to text (B, L, D) -> (B, C, F, H, W);
+        pos: the frame-position embedding (1, F, 1, C) added to the query's normed tokens, if any."""
         b, c, f, h, w = y.shape
         if text is None or text.ndim != 3 or text.shape[0] != b or text.shape[2] != self.cross_attention_dim:
             got = None if text is None else tuple(text.shape)
             raise ValueError(f"this temporal attention attends to text: pass text (B={b}, L, {self.cross_attention_dim}); got {got}")
         normed = self.norm_text(rearrange(y, "b c f h w -> b f (h w) c"))  # (B, F, HW, C)
-        if self.frame_positions:
-            normed = normed + self.position_embedding(f, normed.dtype, normed.device)[None, :, None]
+        if pos is not None:
+            normed = normed + pos
         q = self.to_q_text(rearrange(normed, "b f n c -> b (f n) c"))  # (B, FHW, C)
         k, v = self.to_kv_text(text.to(q.dtype)).chunk(2, dim=-1)  # (B, L, C) each
         q, k, v = (rearrange(t, "b n (heads d) -> b heads n d", heads=self.heads) for t in (q, k, v))

@@ -24,7 +24,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerBase
 
-from t2v.diffusion.loss import PREDICTION_TYPES, TIMESTEP_DISTRIBUTIONS
+from t2v.diffusion.loss import PREDICTION_TYPES
 from t2v.diffusion.schedulers import SD_NOISE_SCHEDULE
 from t2v.errors import T2VError
 from t2v.models import Recipe, VideoUNet, get_recipe, inflate, load_unet2d, load_video_unet
@@ -175,11 +175,6 @@ def noise_schedule(config: TrainConfig, pre: Optional[Path]) -> dict[str, Any]:
         raise T2VError(f"diffusion.prediction_type must be one of {', '.join(PREDICTION_TYPES)}; got {base['prediction_type']!r}")
     if d.snr_gamma is not None and d.snr_gamma <= 0:
         raise T2VError(f"diffusion.snr_gamma must be positive (5 is the paper's choice); got {d.snr_gamma}")
-    if d.timestep_distribution not in TIMESTEP_DISTRIBUTIONS:
-        raise T2VError(f"diffusion.timestep_distribution must be one of {', '.join(TIMESTEP_DISTRIBUTIONS)}; "
-                       f"got {d.timestep_distribution!r}")
-    if not d.logit_std > 0:
-        raise T2VError(f"diffusion.logit_std must be positive (1.0 is the usual choice); got {d.logit_std}")
     return {k: v for k, v in base.items() if not k.startswith("_")}
 
 
