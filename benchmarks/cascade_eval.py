@@ -38,9 +38,11 @@ from t2v.data.shapes_windows import ShapesWindows
 from t2v.metrics.reconstruction import flicker, psnr, ssim, track_error
 from t2v.pipelines.cascade import (
     CascadeStage,
+    blend_neighbours,
     interpolate,
     keyframe_mask,
     load_temporal_decoder,
+    place_keyframes,
     upscale,
 )
 
@@ -57,14 +59,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
 
 def blend(keyframes: torch.Tensor, factor: int) -> torch.Tensor:
     """Linear blending of neighbouring keyframes: (B, C, N, H, W) -> (B, C, (N-1)k+1, H, W)."""
-    b, c, n, h, w = keyframes.shape
-    out = []
-    for i in range(n - 1):
-        for j in range(factor):
-            a = j / factor
-            out.append((1 - a) * keyframes[:, :, i] + a * keyframes[:, :, i + 1])
-    out.append(keyframes[:, :, -1])
-    return torch.stack(out, dim=2)
+    return blend_neighbours(*place_keyframes(keyframes, factor))
 
 
 # ------------------------------------------------------------------------------------------------
