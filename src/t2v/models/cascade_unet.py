@@ -27,13 +27,14 @@ from typing import Iterator, Optional
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
 from t2v.errors import T2VError
 from t2v.models.inflate import inflate
 from t2v.models.recipes import ALL, Recipe
+from t2v.models.video_blocks import scalar_embedding
 
 TASKS = ("interpolate", "upscale")
 NULL_TEXT_WIDTH = 8  # width of the unused (B, 1, D) text tensor
@@ -61,11 +62,7 @@ class LevelTimeEmbedding(nn.Module):
     def __init__(self, spatial: TimestepEmbedding, flip_sin_to_cos: bool, freq_shift: float) -> None:
         super().__init__()
         self.spatial = spatial
-        in_dim, out_dim = spatial.linear_1.in_features, spatial.linear_2.out_features
-        self.level_proj = Timesteps(in_dim, flip_sin_to_cos, freq_shift)
-        self.level = TimestepEmbedding(in_dim, out_dim)
-        nn.init.zeros_(self.level.linear_2.weight)
-        nn.init.zeros_(self.level.linear_2.bias)
+        self.level_proj, self.level = scalar_embedding(spatial, flip_sin_to_cos, freq_shift)
         self.current: Optional[Tensor] = None  # (B*F,) levels in [0, 1] during a forward pass
 
     def forward(self, sample: Tensor, condition: Optional[Tensor] = None) -> Tensor:

@@ -189,6 +189,16 @@ class VideoBlock(nn.Module):
         return type(out)(sample=h)
 
 
+def scalar_embedding(spatial: TimestepEmbedding, flip_sin_to_cos: bool, freq_shift: float) -> tuple[Timesteps, TimestepEmbedding]:
+    """(sinusoid, MLP) that embed a scalar input (fps, a noise level) like the timestep of `spatial`,
+    the MLP's last layer zero: added to the timestep embedding, it changes nothing at init."""
+    in_dim, out_dim = spatial.linear_1.in_features, spatial.linear_2.out_features
+    mlp = TimestepEmbedding(in_dim, out_dim)
+    nn.init.zeros_(mlp.linear_2.weight)
+    nn.init.zeros_(mlp.linear_2.bias)
+    return Timesteps(in_dim, flip_sin_to_cos, freq_shift), mlp
+
+
 class FpsTimeEmbedding(nn.Module):
     """Make-A-Video frame-rate conditioning: timestep embedding + MLP(sinusoid(fps)).
 
@@ -201,11 +211,7 @@ class FpsTimeEmbedding(nn.Module):
                  context: FrameContext) -> None:
         super().__init__()
         self.spatial = spatial
-        in_dim, out_dim = spatial.linear_1.in_features, spatial.linear_2.out_features
-        self.fps_proj = Timesteps(in_dim, flip_sin_to_cos, freq_shift)
-        self.fps = TimestepEmbedding(in_dim, out_dim)
-        nn.init.zeros_(self.fps.linear_2.weight)
-        nn.init.zeros_(self.fps.linear_2.bias)
+        self.fps_proj, self.fps = scalar_embedding(spatial, flip_sin_to_cos, freq_shift)
         self._context = context
 
     def forward(self, sample: Tensor, condition: Tensor | None = None) -> Tensor:
