@@ -212,14 +212,18 @@ def test_gradient_checkpointing_same_gradients_less_memory(unet2d, name):
 
 TEXT_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_cross_attention=True, resblock_kernel=(3, 3, 3))
 TIMED_TEXT_LDM = dataclasses.replace(TEXT_LDM, temporal_frame_positions=True)
+# Only the temporal resblocks see the text (pooled, with the timestep), not the temporal attention.
+CONDITIONED_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_resblock_condition=True, resblock_kernel=(3, 3, 3))
 
 
-@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM], ids=["text", "text+frame-positions"])
+@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM],
+                         ids=["text", "text+frame-positions", "resblock-condition"])
 def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path, recipe):
     """The default model's variant of Video LDM: identity at init, each clip's temporal layers read
     that clip's own text (batching never mixes prompts), and the variant survives save/load."""
     model = inflate(unet2d, recipe)
     assert any("frame_pos" in n for n in model.added_parameters()) == recipe.temporal_frame_positions
+    assert ("temporal.pool_query" in model.trainable_parameters()) == recipe.temporal_resblock_condition
     x, t, text = clip_batch()
     with torch.no_grad():
         assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5
@@ -257,3 +261,29 @@ def test_text_aware_temporal_layers_checkpointing_same_gradients(unet2d):
     ckpt = grads()
     for n in plain:
         torch.testing.assert_close(ckpt[n], plain[n], atol=1e-5, rtol=0)
+
+
+def test_conditioned_resblocks_see_timestep_and_attended_text(unet2d):
+    """The resblock condition is the 2D U-Net's own timestep embedding plus the pooled text: the
+    timestep of a clip changes its temporal path, and the pooling starts as the mean of the tokens."""
+    model = inflate(unet2d, CONDITIONED_LDM)
+    x, t, text = clip_batch()
+    cond = model.temporal
+    torch.testing.assert_close(cond.pool(text), text.mean(dim=1))
+    with torch.no_grad():
+        for p in model.added_parameters().values():
+            torch.nn.init.normal_(p, std=0.1)
+        base = model(x, t, text)
+        other_t = model(x, t + 100, text)
+        assert (other_t - base).abs().max() > 1e-3
+        # Pooling weights follow the query: a query along one token's state favours that token.
+        cond.pool_query.copy_(text[0, 2] * 50)
+        weights = (text[0] @ cond.pool_query / text.shape[-1] ** 0.5).softmax(0)
+        torch.testing.assert_close(cond.pool(text[:1])[0], (weights[:, None] * text[0]).sum(0))
+        assert weights.argmax() == 2
+
+
+def test_resblock_condition_needs_resblocks(unet2d):
+    recipe = dataclasses.replace(RECIPES["vdm"], temporal_resblock_condition=True)
+    with pytest.raises(T2VError, match="temporal_resblock_condition needs temporal_resblock"):
+        inflate(unet2d, recipe)

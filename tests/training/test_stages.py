@@ -184,12 +184,14 @@ def test_recipe_options_change_the_inflated_layers(tmp_path):
     sd = make_tiny_sd(tmp_path / "sd", latent=True)
     config = tiny_config(tmp_path / "run", stage="video", max_steps=1, **FROM_FOLDER, **{
         "model.pretrained": str(sd), "model.recipe": "video-ldm", "data.num_frames": 4, "data.batch_size": 1,
-        "checkpoint.every": 0, "model.recipe_options": {"temporal_cross_attention": True, "temporal_frame_positions": True, "resblock_kernel": [3, 3, 3]}})
+        "checkpoint.every": 0, "model.recipe_options": {"temporal_cross_attention": True, "temporal_frame_positions": True,
+                                 "temporal_resblock_condition": True, "resblock_kernel": [3, 3, 3]}})
     model = train(config).output
     unet = TextToVideoPipeline.from_pretrained(model).unet
     assert unet.recipe.temporal_cross_attention and unet.recipe.temporal_frame_positions and unet.recipe.resblock_kernel == (3, 3, 3)
     shapes = {n: p.shape for n, p in unet.named_parameters()}
     assert any(n.endswith("temporal.to_kv_text.weight") for n in shapes)
+    assert "temporal.pool_query" in shapes and any(n.endswith("temporal.emb_proj.weight") for n in shapes)
     assert all(s[2:] == (3, 3, 3) for n, s in shapes.items() if n.endswith("temporal.conv1.weight"))
 
 

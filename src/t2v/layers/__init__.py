@@ -6,9 +6,11 @@ Every layer takes and returns video tensors (B, C, F, H, W) and starts as the id
 - `SparseCausalAttnProcessor`: Tune-A-Video's ST-Attn as a diffusers attention processor;
 - `ClipTextAttnProcessor`: text cross-attention with keys/values once per clip, not per frame;
 - `AlphaMerge`: Video LDM's `alpha * spatial + (1 - alpha) * temporal`;
-- `TemporalResBlock`: Video LDM's 3D-conv residual block (last conv zero).
+- `TemporalResBlock`: Video LDM's 3D-conv residual block (last conv zero);
+- `ClipCondition`: timestep embedding + attention-pooled text, the temporal resblocks' condition.
 """
 
+from t2v.layers.clip_condition import ClipCondition
 from t2v.layers.clip_text_attention import ClipTextAttnProcessor
 from t2v.layers.merge import AlphaMerge
 from t2v.layers.resblock3d import TemporalResBlock
@@ -18,6 +20,7 @@ from t2v.layers.temporal_conv import TemporalConv, conv_over_frames
 
 __all__ = [
     "AlphaMerge",
+    "ClipCondition",
     "ClipTextAttnProcessor",
     "RelativePositionBias",
     "SparseCausalAttnProcessor",

@@ -34,6 +34,11 @@ class Recipe:
     temporal_frame_positions: temporal attention also sees each frame's place in the clip, f / (F - 1),
       through a learned projection of sinusoids (absolute time, as Video LDM's and AnimateDiff's
       position encodings; identity at init because the attention's output projection is zero).
+    temporal_resblock_condition: the temporal resblocks take a per-clip vector, the timestep embedding
+      plus an attention-pooled text embedding (as SDXL adds pooled text to the timestep embedding),
+      added after their first 3D conv; off in the papers' recipes (their temporal resblocks take
+      the timestep only), on in the embedded default model so that the layers that move content
+      between frames know which way (docs/default_model.md).
     trainable: regular expressions (`re.search`) on parameter names; a match trains.
     """
 
@@ -48,6 +53,7 @@ class Recipe:
     causal_attention: bool = False
     temporal_cross_attention: bool = False
     temporal_frame_positions: bool = False
+    temporal_resblock_condition: bool = False
     trainable: tuple[str, ...] = ()
     temporal_conv_kernel: int = 3
     resblock_kernel: tuple[int, int, int] = (3, 1, 1)

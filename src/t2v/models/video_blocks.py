@@ -41,6 +41,7 @@ class Frames:
     keep: optional (B,) bool: clips that run the temporal layers (False = image sample); None = all.
     fps: optional (B,) frame rates (Make-A-Video conditioning).
     text: optional (B, L, D) text tokens, one sequence per clip (temporal layers that attend to text).
+    emb: optional (B, E) per-clip conditioning vector (conditioned temporal resblocks).
     """
 
     num_frames: int
@@ -48,6 +49,7 @@ class Frames:
     keep: Optional[Tensor] = None
     fps: Optional[Tensor] = None
     text: Optional[Tensor] = None
+    emb: Optional[Tensor] = None
 
 
 class FrameContext:
@@ -177,6 +179,8 @@ class VideoBlock(nn.Module):
             return out
         z = to_video(h, frames.num_frames)  # (B, C, F, H, W)
         extra = {"text": frames.text} if getattr(self.temporal, "uses_text", False) else {}
+        if getattr(self.temporal, "uses_emb", False):
+            extra["emb"] = frames.emb
         if self.merge is None:
             z = self.temporal(z, frames.keep, **extra)
         else:

@@ -15,6 +15,7 @@ recipe and the 2D U-Net's config, from which the same architecture is rebuilt on
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Optional, Union
 
 import torch
@@ -28,7 +29,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from t2v.errors import T2VError
-from t2v.layers import AlphaMerge, ClipTextAttnProcessor, SparseCausalAttnProcessor, TemporalAttention, TemporalResBlock
+from t2v.layers import AlphaMerge, ClipCondition, ClipTextAttnProcessor, SparseCausalAttnProcessor, TemporalAttention, TemporalResBlock
 from t2v.models.recipes import Recipe, get_recipe
 from t2v.models.video_blocks import FpsTimeEmbedding, FrameContext, Frames, PseudoConv3d, VideoBlock
 
@@ -46,6 +47,12 @@ def is_added(name: str) -> bool:
 def parent_name(name: str) -> str:
     """The 2D U-Net's name of a spatial parameter: drop the wrappers' `spatial.` components."""
     return _SPATIAL.sub(r"\1", name)
+
+
+def time_embed_dim(unet: UNet2DConditionModel) -> int:
+    """Width of the 2D U-Net's timestep embedding (the vector its residual blocks take)."""
+    embedding = unet.time_embedding
+    return getattr(embedding, "spatial", embedding).linear_2.out_features
 
 
 def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: FrameContext) -> None:
@@ -66,7 +73,11 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
         for i, resnet in enumerate(block.resnets):
             if not isinstance(resnet, ResnetBlock2D):
                 continue
-            temporal = TemporalResBlock(resnet.out_channels, recipe.resblock_kernel) if recipe.temporal_resblock else None
+            temporal = (
+                TemporalResBlock(resnet.out_channels, recipe.resblock_kernel,
+                                 embedding_dim=time_embed_dim(unet) if recipe.temporal_resblock_condition else None)
+                if recipe.temporal_resblock else None
+            )
             merge = AlphaMerge(recipe.merge_init_alpha) if recipe.alpha_merge and temporal is not None else None
             block.resnets[i] = VideoBlock(resnet, temporal, merge, context)
 
@@ -127,6 +138,11 @@ class VideoUNet(ModelMixin, ConfigMixin):
         self.unet = UNet2DConditionModel.from_config(self.unet2d_config)
         self._frames = FrameContext()
         add_temporal_layers(self.unet, self.recipe, self._frames)
+        if self.recipe.temporal_resblock_condition:
+            if not self.recipe.temporal_resblock:
+                raise T2VError("recipe option temporal_resblock_condition needs temporal_resblock: true")
+            # Named `temporal` so that the recipe's TEMPORAL pattern trains it and `is_added` knows it.
+            self.temporal = ClipCondition(self.unet.config.cross_attention_dim, time_embed_dim(self.unet))
 
     @property
     def unet2d_config(self) -> dict[str, Any]:
@@ -174,9 +190,17 @@ class VideoUNet(ModelMixin, ConfigMixin):
         # and made the 3D-conv backward of video-ldm's temporal resblocks crash (torch 2.13, CPU).
         x = rearrange(sample, "b c f h w -> (b f) c h w").contiguous()
         text = encoder_hidden_states.repeat_interleave(f, dim=0)  # (B*F, L, D)
+        if self.recipe.temporal_resblock_condition and not frames.skip:
+            frames = replace(frames, emb=self._clip_condition(frames, timestep, encoder_hidden_states, x.dtype))
         with self._frames.bind(frames):
             out = self.unet(x, timestep, text, return_dict=False)[0]  # (B*F, C_out, H, W)
         return rearrange(out, "(b f) c h w -> b c f h w", b=b)
+
+    def _clip_condition(self, frames: Frames, timestep: Tensor, text: Tensor, dtype: torch.dtype) -> Tensor:
+        """(B, E): the 2D U-Net's own timestep embedding (fps included) of each clip + pooled text."""
+        with self._frames.bind(frames):  # the fps embedding, if any, reads the bound frames
+            temb = self.unet.time_embedding(self.unet.time_proj(timestep).to(dtype))  # (B*F, E)
+        return self.temporal(temb[:: frames.num_frames], text)
 
     @staticmethod
     def _image_only(image_only: Union[bool, Tensor], b: int, device: torch.device) -> dict[str, Any]:

@@ -68,12 +68,14 @@ class RecipeOptions:
 
     temporal_cross_attention: temporal attention also attends to the text.
     temporal_frame_positions: temporal attention also sees each frame's place in the clip.
+    temporal_resblock_condition: temporal resblocks take the timestep embedding + pooled text.
     resblock_kernel: the temporal residual blocks' 3D kernel (frames, height, width), e.g. [3, 3, 3].
     temporal_conv_kernel, attention_head_dim, merge_init_alpha, causal_attention: as in `Recipe`.
     """
 
     temporal_cross_attention: Optional[bool] = None
     temporal_frame_positions: Optional[bool] = None
+    temporal_resblock_condition: Optional[bool] = None
     resblock_kernel: Optional[tuple[int, ...]] = None
     temporal_conv_kernel: Optional[int] = None
     attention_head_dim: Optional[int] = None
