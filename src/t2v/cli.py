@@ -48,6 +48,7 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Seed; video i of --prompts uses seed + i."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer away from (replaces the empty prompt of guidance)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
+    timestep_shift: Optional[float] = typer.Option(None, "--timestep-shift", help="Move the sampling steps toward noise (SD3's shift; 1 = none; default: the model's, else 1)."),
     prompts_file: Optional[Path] = typer.Option(None, "--prompts", help="Text file, one prompt a line: one video each, written into --out as a folder."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
     cascade: bool = typer.Option(False, "--cascade", help="Run the cascade: keyframes -> temporal decoder -> interpolation -> super-resolution (docs/cascade.md)."),
@@ -81,6 +82,10 @@ def generate(
         make_scheduler(scheduler)
     if fps is not None and fps <= 0:
         raise T2VError(f"--fps must be positive, got {fps}")
+    if timestep_shift is not None and not timestep_shift > 0:
+        raise T2VError(f"--timestep-shift must be positive (1 = no shift), got {timestep_shift}")
+    if cascade and timestep_shift is not None:
+        raise T2VError("--timestep-shift is for the base model alone; the cascade samples with each model's defaults")
 
     if cascade:
         from t2v.pipelines.cascade_files import generate_cascade
@@ -102,6 +107,7 @@ def generate(
         video = pipe(
             [p], negative_prompt=negative_prompt, num_frames=num_frames, height=height, width=width, fps=fps,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, scheduler=scheduler,
+            timestep_shift=timestep_shift,
         )  # (1, C, F, H, W)
         if prompts_file is not None:
             path = (out or Path("outputs")) / video_name(p, i)
@@ -488,6 +494,7 @@ def eval_shapes(
     steps: Optional[int] = typer.Option(None, "--steps", help="sampling steps (default: the model's generation defaults)"),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)"),
+    timestep_shift: Optional[float] = typer.Option(None, "--timestep-shift", help="sampling steps moved toward noise (default: the model's, else 1)"),
     num_frames: int = typer.Option(16, "--num-frames", help="frames per clip"),
     image_only: bool = typer.Option(False, "--image-only", help="skip the temporal layers: the image model frame by frame (the ablation)"),
     batch_size: int = typer.Option(8, "--batch-size", help="clips sampled together"),
@@ -507,10 +514,11 @@ def eval_shapes(
     defaults = pipe.generation_defaults
     steps = steps if steps is not None else defaults["num_inference_steps"]
     guidance = guidance if guidance is not None else defaults["guidance_scale"]
+    timestep_shift = timestep_shift if timestep_shift is not None else float(defaults.get("timestep_shift", 1.0))
 
     def generate(prompts: list[str], first_seed: int):
         return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,
-                    scheduler=scheduler, progress=False, image_only=image_only)
+                    scheduler=scheduler, progress=False, image_only=image_only, timestep_shift=timestep_shift)
 
     with tqdm(total=96 * seeds, desc="shapes", unit="clip", file=sys.stderr, leave=False, disable=None) as bar:
         scores, clips = evaluate_shapes(generate, seeds=seeds, batch_size=batch_size, base_seed=seed, progress=bar.update)
@@ -524,7 +532,7 @@ def eval_shapes(
     Console().print(table)
     if json_out is not None:
         settings = {"model": str(model) if model else "default", "seeds": seeds, "steps": steps, "guidance": guidance,
-                    "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
+                    "timestep_shift": timestep_shift, "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report(scores, clips, settings), indent=2) + "\n")
         Console().print(f"report written to {json_out}")

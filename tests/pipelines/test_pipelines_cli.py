@@ -83,6 +83,8 @@ def test_edit_writes_one_video_per_prompt_and_the_comparison(tuned_dir, tmp_path
         (["generate", "a cat", "--num-frames", "0"], "num_frames must be at least 1"),
         (["generate", "a cat", "--height", "15"], "height 15 is not a positive multiple of 2"),
         (["generate", "a cat", "--scheduler", "plms"], "unknown scheduler 'plms'"),
+        (["generate", "a cat", "--timestep-shift", "0"], "--timestep-shift must be positive"),
+        (["generate", "a cat", "--timestep-shift", "3", "--scheduler", "ddim"], "DDIMScheduler takes no explicit timesteps"),
         (["generate"], "give either a PROMPT or --prompts FILE"),
         (["generate", "--prompts", "nowhere.txt"], "--prompts nowhere.txt is not a file"),
         (["edit", "--prompt", "x"], "pass --tuned DIR"),

@@ -127,3 +127,28 @@ def test_bad_input_is_one_line_error(pipe, kwargs, message):
     with pytest.raises(T2VError, match=message) as e:
         pipe(progress=False, **kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_timestep_shift_comes_from_the_folder_and_runs_the_shifted_steps(video_model, tmp_path, monkeypatch):
+    """`t2v_generation.timestep_shift` in model_index.json is the default shift; the model is called at
+    exactly the shifted timesteps; an explicit argument overrides the folder; DDIM refuses a shift."""
+    import json
+    import shutil
+
+    from t2v.diffusion.schedulers import shifted_timesteps
+
+    folder = shutil.copytree(video_model, tmp_path / "shifted")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["t2v_generation"] = {"timestep_shift": 4.0}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    shifted = TextToVideoPipeline.from_pretrained(folder)
+    seen = []
+    real = shifted.unet.forward
+    monkeypatch.setattr(shifted.unet, "forward", lambda x, t, *a, **k: seen.append(int(t.flatten()[0])) or real(x, t, *a, **k))
+    kw = dict(FAST, scheduler="dpm++", guidance_scale=1.0, seed=2)
+    default = shifted("a cat on a sofa", **kw)
+    assert seen == shifted_timesteps(3, 1000, 4.0)  # [999, 888, 666]
+    assert torch.equal(default, shifted("a cat on a sofa", timestep_shift=4.0, **kw))
+    assert (default - shifted("a cat on a sofa", timestep_shift=1.0, **kw)).abs().max() > 1e-3
+    with pytest.raises(T2VError, match="no timestep shift; use --scheduler dpm\\+\\+"):
+        shifted("a cat on a sofa", **dict(kw, scheduler="ddim"))

@@ -34,7 +34,7 @@ true_c = [caption(it["color"], it["shape"], it["motion"]) for it in items]
 wrong_c = [caption(it["color"], it["shape"], opp[it["motion"]]) for it in items]
 et, ew, en = pipe.encode_text(true_c), pipe.encode_text(wrong_c), pipe.encode_text([""] * 16)
 g = torch.Generator().manual_seed(1)
-for tval in [999, 800, 600, 400, 200]:
+for tval in [999, 800, 600, 400, 200, 950, 900]:  # 950 and 900 last: the earlier rows keep their noise draws
     noise = torch.randn(x0.shape, generator=g)
     t = torch.full((16,), tval)
     xt = sched.add_noise(x0, noise, t)

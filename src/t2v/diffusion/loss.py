@@ -27,6 +27,7 @@ from einops import reduce
 from torch import Tensor
 
 from t2v.diffusion.denoiser import ModelFn, predict
+from t2v.diffusion.schedulers import shift_noise_level
 from t2v.errors import T2VError
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -42,6 +43,7 @@ def sample_timesteps(
     logit_std: float = 1.0,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    shift: float = 1.0,
 ) -> Tensor:
     """Training timesteps (batch,) int64 in {0, ..., T-1}.
 
@@ -49,15 +51,24 @@ def sample_timesteps(
     (Esser et al. 2024, "Scaling Rectified Flow Transformers", sec. 3.1, on a discrete schedule); a
     positive mean moves the draws toward high noise, where a video model lays out its motion (as
     Stable Video Diffusion shifts its noise distribution up, Blattmann et al. 2023b, sec. 4).
+    shift != 1: the drawn noise level u = t / T in [0, 1] becomes SD3's s u / (1 + (s - 1) u)
+    (`t2v.diffusion.schedulers.shift_noise_level`), the same shift a sampler can take; uniform
+    draws then come from a continuous u (shift 1 keeps the integer draws bit for bit).
     """
     if distribution == "uniform":
-        return torch.randint(0, num_train_timesteps, (batch,), generator=generator, device=device)
-    if distribution == "logit_normal":
+        if shift == 1.0:
+            return torch.randint(0, num_train_timesteps, (batch,), generator=generator, device=device)
+        u = torch.rand(batch, generator=generator, device=device)
+    elif distribution == "logit_normal":
         if not logit_std > 0:
             raise T2VError(f"diffusion.logit_std must be positive, got {logit_std}")
-        u = torch.randn(batch, generator=generator, device=device) * logit_std + logit_mean
-        return (torch.sigmoid(u) * num_train_timesteps).long().clamp_(0, num_train_timesteps - 1)
-    raise T2VError(f"unknown timestep distribution {distribution!r}; choose one of: {', '.join(TIMESTEP_DISTRIBUTIONS)}")
+        u = torch.sigmoid(torch.randn(batch, generator=generator, device=device) * logit_std + logit_mean)
+    else:
+        raise T2VError(f"unknown timestep distribution {distribution!r}; choose one of: {', '.join(TIMESTEP_DISTRIBUTIONS)}")
+    if shift != 1.0:
+        u = shift_noise_level(u, shift)
+    return (u * num_train_timesteps).long().clamp_(0, num_train_timesteps - 1)
+
 
 
 @dataclass(frozen=True)
@@ -104,13 +115,14 @@ def diffusion_loss(
     timestep_distribution: str = "uniform",
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
+    timestep_shift: float = 1.0,
 ) -> DiffusionLoss:
     """The training loss of `model_fn` on clean data x0 (B, C, F, H, W) (or any (B, ...)).
 
     `scheduler` gives q(x_t | x_0) (`alphas_cumprod`, `add_noise`); `prediction_type` defaults to its
     config's. `timesteps` (B,) and `noise` (x0's shape) override the random draws (for tests);
     otherwise they come from `generator`. `snr_gamma` (e.g. 5) turns on min-SNR-gamma weighting.
-    `timestep_distribution` / `logit_mean` / `logit_std`: how t is drawn (`sample_timesteps`).
+    `timestep_distribution` / `logit_mean` / `logit_std` / `timestep_shift`: how t is drawn (`sample_timesteps`).
     """
     prediction_type = prediction_type or scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
@@ -123,7 +135,8 @@ def diffusion_loss(
     # 1. t ~ Uniform{0, ..., T-1} (Ho et al. 2020, Algorithm 1 line 3; 0-based), or logit-normal.
     if timesteps is None:
         timesteps = sample_timesteps(scheduler.config.num_train_timesteps, batch, distribution=timestep_distribution,
-                                     logit_mean=logit_mean, logit_std=logit_std, generator=generator, device=gen_device)
+                                     logit_mean=logit_mean, logit_std=logit_std, generator=generator, device=gen_device,
+                                     shift=timestep_shift)
     timesteps = timesteps.to(x0.device).long()  # (B,)
     # 2. eps ~ N(0, I) (Algorithm 1 line 4).
     if noise is None:

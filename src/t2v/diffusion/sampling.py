@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from t2v.diffusion.denoiser import ModelFn
 from t2v.diffusion.guidance import guided_prediction
+from t2v.diffusion.schedulers import set_timesteps
 from t2v.errors import T2VError
 
 
@@ -39,6 +40,7 @@ def sample(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     step_kwargs: Mapping[str, Any] | None = None,
+    timestep_shift: float = 1.0,
 ) -> Tensor:
     """Draw samples of `shape` (B, C, F, H, W) -> Tensor (B, C, F, H, W).
 
@@ -46,6 +48,7 @@ def sample(
     scaled by `init_noise_sigma` like fresh noise. The same generator state and inputs give
     bit-identical samples. `step_kwargs` go to `scheduler.step` (e.g. {"eta": 0.5} for DDIM).
     The scheduler's state is reset by `set_timesteps`, so one scheduler can be reused.
+    `timestep_shift` > 1 moves the sampling timesteps toward noise (`t2v.diffusion.schedulers.set_timesteps`).
     """
     n_train = scheduler.config.num_train_timesteps
     if not 1 <= num_inference_steps <= n_train:
@@ -61,7 +64,7 @@ def sample(
         latents = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
 
     # 1. The timesteps of this run (also resets multistep solvers' history).
-    scheduler.set_timesteps(num_inference_steps, device=device)
+    set_timesteps(scheduler, num_inference_steps, device=device, shift=timestep_shift)
     # 2. x_T: unit noise times the sampler's initial sigma.
     x = latents * scheduler.init_noise_sigma  # (B, C, F, H, W)
     for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):

@@ -10,6 +10,7 @@ number of training steps, prediction type, timestep spacing); the sampler is a f
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from diffusers import (
 )
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+import torch
+from torch import Tensor
 
 from t2v.errors import T2VError
 
@@ -78,3 +81,40 @@ def make_scheduler(name: str, config_or_scheduler: ConfigSource = None, **overri
     cls, fixed = SCHEDULERS[key]
     config = scheduler_config(config_or_scheduler)
     return cls.from_config(config, **{**fixed, **overrides})
+
+
+def shift_noise_level(u: Tensor, shift: float) -> Tensor:
+    """Esser et al. 2024 (SD3), sec. 5.3.2: u' = s u / (1 + (s - 1) u) for u in [0, 1] (1 = pure noise).
+
+    s > 1 moves every noise level toward more noise (u = 0 and 1 stay put); SD3 takes s = sqrt(m / n)
+    when a sample has m values instead of n, because more correlated values show the signal through
+    more noise. A 16-frame clip is 16 correlated images, so a video model built on an image schedule
+    lays out its motion in the top few percent of the schedule's timesteps; the shift spends more of
+    training and of sampling there, on the same discrete schedule (the network's t keeps its meaning).
+    """
+    if not shift > 0:
+        raise T2VError(f"the timestep shift must be positive, got {shift}")
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def shifted_timesteps(num_inference_steps: int, num_train_timesteps: int, shift: float) -> list[int]:
+    """Sampling timesteps, descending from T - 1: the evenly spaced grid u = 1, 1 - 1/N, ..., 1/N,
+    shifted by `shift_noise_level`, then rounded (duplicates dropped)."""
+    u = 1 - torch.arange(num_inference_steps, dtype=torch.float64) / num_inference_steps
+    t = (shift_noise_level(u, shift) * (num_train_timesteps - 1)).round().long().tolist()
+    return sorted(set(t), reverse=True)
+
+
+def set_timesteps(scheduler: SchedulerMixin, num_inference_steps: int, device: Any = None, shift: float = 1.0) -> None:
+    """`scheduler.set_timesteps`, with the timesteps shifted toward noise when shift != 1.
+
+    Takes the diffusers schedulers that accept explicit timesteps (dpm++, euler, ddpm); DDIM does not.
+    """
+    if shift == 1.0:
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        return
+    if "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
+        raise T2VError(f"{type(scheduler).__name__} takes no explicit timesteps, so no timestep shift; "
+                       "use --scheduler dpm++ (or euler, ddpm), or a shift of 1")
+    timesteps = shifted_timesteps(num_inference_steps, scheduler.config.num_train_timesteps, shift)
+    scheduler.set_timesteps(device=device, timesteps=timesteps)

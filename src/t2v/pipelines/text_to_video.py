@@ -203,6 +203,7 @@ class TextToVideoPipeline:
         output_latents: bool = False,
         allow_empty_prompt: bool = False,
         image_only: bool = False,
+        timestep_shift: Optional[float] = None,
     ) -> Tensor:
         """Sample one video per prompt -> float (B, C, F, H, W) in [-1, 1] (C = 3).
 
@@ -215,11 +216,14 @@ class TextToVideoPipeline:
         `allow_empty_prompt` lets "" through (the unconditional model, e.g. to check DDIM inversion).
         `num_inference_steps` / `guidance_scale` default to the folder's `generation_defaults`.
         `image_only` skips every temporal layer: the 2D model frame by frame (the ablation).
+        `timestep_shift` > 1 spends more sampling steps at high noise (SD3's shift; default: the
+        folder's `generation_defaults`, else 1; DDIM takes none).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         defaults = self.generation_defaults
         num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
+        timestep_shift = float(defaults.get("timestep_shift", 1.0) if timestep_shift is None else timestep_shift)
         if latents is not None:
             num_frames = latents.shape[2]
             height = latents.shape[3] * self.vae_factor if height is None else height
@@ -264,6 +268,7 @@ class TextToVideoPipeline:
             progress=progress,
             device=self.device,
             dtype=torch.float32,
+            timestep_shift=timestep_shift,
         )  # (B, C, F, h, w)
         if output_latents:
             return x

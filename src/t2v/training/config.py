@@ -154,6 +154,9 @@ class DiffusionConfig:
     timestep_distribution: str = "uniform"
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    # SD3's shift of the drawn noise level toward noise (1 = none); sample with the same shift
+    # (model_index.json "t2v_generation": {"timestep_shift": ...}, or --timestep-shift).
+    timestep_shift: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,7 @@ def _check(c: TrainConfig) -> None:
     need(c.data.batch_size >= 1, f"data.batch_size must be at least 1; got {c.data.batch_size}")
     need(c.diffusion.timestep_distribution in ("uniform", "logit_normal"),
          f"diffusion.timestep_distribution must be uniform or logit_normal; got {c.diffusion.timestep_distribution!r}")
+    need(c.diffusion.timestep_shift > 0, f"diffusion.timestep_shift must be positive (1 = no shift, 4 for 16 frames); got {c.diffusion.timestep_shift}")
     need(c.diffusion.logit_std > 0, f"diffusion.logit_std must be positive (1.0 is the usual choice); got {c.diffusion.logit_std}")
     need(c.data.num_workers >= 0, f"data.num_workers must be >= 0; got {c.data.num_workers}")
     need(0.0 <= c.ema.decay <= 1.0, f"ema.decay must be in [0, 1]; got {c.ema.decay}")

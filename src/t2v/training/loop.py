@@ -177,7 +177,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
                         cond = {"encoder_hidden_states": text, "fps": batch["fps"].to(device), "image_only": image_only}
                     loss = diffusion_loss(unet, parts.noise_scheduler, x0, cond, snr_gamma=c.diffusion.snr_gamma,
                                           generator=generator, timestep_distribution=c.diffusion.timestep_distribution,
-                                          logit_mean=c.diffusion.logit_mean, logit_std=c.diffusion.logit_std).loss
+                                          logit_mean=c.diffusion.logit_mean, logit_std=c.diffusion.logit_std,
+                                          timestep_shift=c.diffusion.timestep_shift).loss
                     if step + 1 == nan_at:
                         loss = loss * float("nan")
                     mean_loss = accelerator.reduce(loss.detach(), "mean")  # the same on every process
