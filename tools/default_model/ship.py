@@ -2,7 +2,10 @@
 runs/default_model/video/model) into the shipped default model: U-Net and VAE in float16 (the text
 encoder stays float32), DPM-Solver++ (order 2) on the training schedule, and the generation defaults.
 
-    PYTHONPATH=src python tools/default_model/ship.py runs/default_model/video/model src/t2v/assets/default_model
+    PYTHONPATH=src python tools/default_model/ship.py runs/default_model/video/model src/t2v/assets/default_model [STEPS GUIDANCE [SHIFT]]
+
+SHIFT: the sampling timestep shift recorded as the folder's default (the video stage's
+diffusion.timestep_shift; 1 = none).
 """
 import json
 import shutil
@@ -17,6 +20,7 @@ from t2v.models import load_video_unet
 
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 steps, guidance = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (15, 4.0)
+shift = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
 shutil.rmtree(out, ignore_errors=True)
 out.mkdir(parents=True)
 load_video_unet(src).to(torch.float16).save_pretrained(out / "unet")
@@ -30,7 +34,8 @@ index = {
     "unet": ["t2v", "VideoUNet"], "text_encoder": ["transformers", "CLIPTextModel"],
     "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
     "vae": ["diffusers", "AutoencoderKL"],
-    "t2v_generation": {"num_inference_steps": steps, "guidance_scale": guidance, "num_frames": 16, "height": 64, "width": 64, "fps": 8},
+    "t2v_generation": {"num_inference_steps": steps, "guidance_scale": guidance, "num_frames": 16, "height": 64, "width": 64, "fps": 8,
+                       **({"timestep_shift": shift} if shift != 1.0 else {})},
 }
 (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
