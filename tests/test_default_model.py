@@ -98,10 +98,13 @@ def test_generation_defaults_come_from_the_folder(pipe):
     defaults = pipe.generation_defaults
     assert defaults["num_inference_steps"] == recorded["num_inference_steps"]
     assert defaults["guidance_scale"] == recorded["guidance_scale"]
+    # Trained with timesteps shifted by 4 (configs/default_model/3_video.yaml), so it samples with that shift.
+    assert defaults["timestep_shift"] == recorded["timestep_shift"] == 4.0
 
 
 @pytest.mark.parametrize("name,stage,recipe", [("2_image", "image", None), ("3_video", "video", "video-ldm")])
 def test_presets_load_and_describe_the_shipped_architecture(name, stage, recipe):
+    """The presets are what made the shipped folder: the same 2D U-Net, recipe options and shift."""
     from pathlib import Path
 
     from t2v.training.config import load_config
@@ -112,3 +115,11 @@ def test_presets_load_and_describe_the_shipped_architecture(name, stage, recipe)
         unet = json.loads((default_model_dir() / "unet" / "config.json").read_text())["unet2d"]
         assert list(config.model.unet.block_out_channels) == unet["block_out_channels"]
         assert config.model.text_encoder.max_length == 16
+    else:
+        from t2v.training.parts import recipe_with_options
+
+        shipped = json.loads((default_model_dir() / "unet" / "config.json").read_text())["recipe_spec"]
+        assert recipe_with_options(config.model.recipe, config.model.recipe_options).to_dict() == shipped
+        recorded = json.loads((default_model_dir() / "model_index.json").read_text())["t2v_generation"]
+        assert config.diffusion.timestep_shift == recorded["timestep_shift"]
+        assert not config.model.train_text_encoder
