@@ -292,8 +292,10 @@ def _check(c: TrainConfig) -> None:
     need(0.0 <= c.data.caption_dropout < 1.0, f"data.caption_dropout must be in [0, 1); got {c.data.caption_dropout}")
     need(0.0 <= c.data.image_fraction <= 1.0, f"data.image_fraction must be in [0, 1]; got {c.data.image_fraction}")
     need(c.data.batch_size >= 1, f"data.batch_size must be at least 1; got {c.data.batch_size}")
-    need(c.diffusion.timestep_distribution in ("uniform", "logit_normal"),
-         f"diffusion.timestep_distribution must be uniform or logit_normal; got {c.diffusion.timestep_distribution!r}")
+    from t2v.diffusion.loss import TIMESTEP_DISTRIBUTIONS  # here, not at the top: the loss module imports torch
+
+    need(c.diffusion.timestep_distribution in TIMESTEP_DISTRIBUTIONS,
+         f"diffusion.timestep_distribution must be {' or '.join(TIMESTEP_DISTRIBUTIONS)}; got {c.diffusion.timestep_distribution!r}")
     need(c.diffusion.timestep_shift > 0, f"diffusion.timestep_shift must be positive (1 = no shift, 4 for 16 frames); got {c.diffusion.timestep_shift}")
     need(c.diffusion.logit_std > 0, f"diffusion.logit_std must be positive (1.0 is the usual choice); got {c.diffusion.logit_std}")
     need(c.data.num_workers >= 0, f"data.num_workers must be >= 0; got {c.data.num_workers}")
