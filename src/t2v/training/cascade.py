@@ -310,7 +310,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         norm = float(accelerator.clip_grad_norm_(params, o.max_grad_norm or float("inf")))
-                        if not math.isfinite(norm):
+                        if not math.isfinite(norm) and c.mixed_precision != "fp16":  # fp16: the scaler skips the step, as in the main loop
                             _stop_on_bad_value("gradient norm", norm, step + 1, ckpt_dir)
                     optimizer.step()
                     lr_scheduler.step()
