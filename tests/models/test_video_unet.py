@@ -214,10 +214,11 @@ TEXT_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_cross_attention=Tr
 TIMED_TEXT_LDM = dataclasses.replace(TEXT_LDM, temporal_frame_positions=True)
 # Only the temporal resblocks see the text (pooled, with the timestep), not the temporal attention.
 CONDITIONED_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_resblock_condition=True, resblock_kernel=(3, 3, 3))
+SCALE_SHIFT_LDM = dataclasses.replace(CONDITIONED_LDM, temporal_resblock_scale_shift=True)
 
 
-@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM],
-                         ids=["text", "text+frame-positions", "resblock-condition"])
+@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM, SCALE_SHIFT_LDM],
+                         ids=["text", "text+frame-positions", "resblock-condition", "resblock-scale-shift"])
 def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path, recipe):
     """The default model's variant of Video LDM: identity at init, each clip's temporal layers read
     that clip's own text (batching never mixes prompts), and the variant survives save/load."""
@@ -287,3 +288,21 @@ def test_resblock_condition_needs_resblocks(unet2d):
     recipe = dataclasses.replace(RECIPES["vdm"], temporal_resblock_condition=True)
     with pytest.raises(T2VError, match="temporal_resblock_condition needs temporal_resblock"):
         inflate(unet2d, recipe)
+    with pytest.raises(T2VError, match="temporal_resblock_scale_shift needs temporal_resblock_condition"):
+        inflate(unet2d, dataclasses.replace(RECIPES["video-ldm"], temporal_resblock_scale_shift=True))
+
+
+def test_scale_shift_resblock_against_its_formula():
+    """y = x + conv2(SiLU(GN2(conv1(SiLU(GN1(x)))) * (1 + scale) + shift)), (scale, shift) = W emb."""
+    from t2v.layers import TemporalResBlock
+
+    torch.manual_seed(0)
+    block = TemporalResBlock(8, (3, 3, 3), groups=4, embedding_dim=6, scale_shift=True)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x, emb = torch.randn(2, 8, 4, 5, 5), torch.randn(2, 6)
+    scale, shift = (emb @ block.emb_proj.weight.T + block.emb_proj.bias).chunk(2, dim=1)
+    act = torch.nn.functional.silu
+    h = block.conv1(act(block.norm1(x)))
+    h = block.norm2(h) * (1 + scale[:, :, None, None, None]) + shift[:, :, None, None, None]
+    torch.testing.assert_close(block(x, emb=emb), x + block.conv2(act(h)))

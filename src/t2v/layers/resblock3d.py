@@ -8,7 +8,10 @@ temporal residual blocks do); pass (3, 3, 3) for full space-time kernels.
 
 With `embedding_dim`, the block also takes a per-clip conditioning vector (the timestep embedding,
 plus pooled text in the default model: `t2v.layers.ClipCondition`), projected to the channels and
-added after the first convolution, as in the LDM code base's `ResBlock` and diffusers' `ResnetBlock2D`.
+added after the first convolution, as in the LDM code base's `ResBlock` and diffusers' `ResnetBlock2D`;
+with `scale_shift`, it scales and shifts the normed activations instead (Dhariwal & Nichol 2021's
+scale-shift norm, diffusers' `time_embedding_norm="scale_shift"`), which can switch what a kernel
+does by condition rather than only bias it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class TemporalResBlock(nn.Module):
     """Residual block of two 3D convolutions over (B, C, F, H, W); the last one is zero at init."""
 
     def __init__(self, channels: int, kernel_size: tuple[int, int, int] = (3, 1, 1), groups: int = 32,
-                 embedding_dim: int | None = None) -> None:
+                 embedding_dim: int | None = None, scale_shift: bool = False) -> None:
         super().__init__()
         if any(k % 2 != 1 for k in kernel_size):
             raise ValueError(f"kernel_size must be odd in every axis, got {kernel_size}")
@@ -39,8 +42,9 @@ class TemporalResBlock(nn.Module):
         self.conv2 = nn.Conv3d(channels, channels, kernel_size, padding=padding)
         self.act = nn.SiLU()
         self.embedding_dim = embedding_dim
+        self.scale_shift = scale_shift and embedding_dim is not None
         if embedding_dim is not None:
-            self.emb_proj = nn.Linear(embedding_dim, channels)
+            self.emb_proj = nn.Linear(embedding_dim, 2 * channels if self.scale_shift else channels)
         self.reset_parameters()
 
     @property
@@ -71,7 +75,13 @@ class TemporalResBlock(nn.Module):
             if emb is None or emb.shape != (x.shape[0], self.embedding_dim):
                 got = None if emb is None else tuple(emb.shape)
                 raise ValueError(f"this temporal resblock is conditioned: pass emb (B={x.shape[0]}, {self.embedding_dim}); got {got}")
-            h = h + self.emb_proj(emb.to(self.emb_proj.weight.dtype)).to(h.dtype)[:, :, None, None, None]
+            e = self.emb_proj(emb.to(self.emb_proj.weight.dtype)).to(h.dtype)[:, :, None, None, None]
+            if self.scale_shift:  # ADM's scale-shift norm: norm2(h) * (1 + scale) + shift
+                scale, shift = e.chunk(2, dim=1)
+                h = self.norm2(h) * (1 + scale) + shift
+                y = x + self._conv(self.conv2, self.act(h))
+                return y if keep is None else torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
+            h = h + e
         y = x + self._conv(self.conv2, self.act(self.norm2(h)))
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)

@@ -54,6 +54,7 @@ class Recipe:
     temporal_cross_attention: bool = False
     temporal_frame_positions: bool = False
     temporal_resblock_condition: bool = False
+    temporal_resblock_scale_shift: bool = False
     trainable: tuple[str, ...] = ()
     temporal_conv_kernel: int = 3
     resblock_kernel: tuple[int, int, int] = (3, 1, 1)

@@ -75,7 +75,8 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
                 continue
             temporal = (
                 TemporalResBlock(resnet.out_channels, recipe.resblock_kernel,
-                                 embedding_dim=time_embed_dim(unet) if recipe.temporal_resblock_condition else None)
+                                 embedding_dim=time_embed_dim(unet) if recipe.temporal_resblock_condition else None,
+                                 scale_shift=recipe.temporal_resblock_scale_shift)
                 if recipe.temporal_resblock else None
             )
             merge = AlphaMerge(recipe.merge_init_alpha) if recipe.alpha_merge and temporal is not None else None
@@ -141,6 +142,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         if self.recipe.temporal_resblock_condition:
             if not self.recipe.temporal_resblock:
                 raise T2VError("recipe option temporal_resblock_condition needs temporal_resblock: true")
+        elif self.recipe.temporal_resblock_scale_shift:
+            raise T2VError("recipe option temporal_resblock_scale_shift needs temporal_resblock_condition: true")
+        if self.recipe.temporal_resblock_condition:
             # Named `temporal` so that the recipe's TEMPORAL pattern trains it and `is_added` knows it.
             self.temporal = ClipCondition(self.unet.config.cross_attention_dim, time_embed_dim(self.unet))
 

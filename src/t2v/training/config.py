@@ -69,6 +69,7 @@ class RecipeOptions:
     temporal_cross_attention: temporal attention also attends to the text.
     temporal_frame_positions: temporal attention also sees each frame's place in the clip.
     temporal_resblock_condition: temporal resblocks take the timestep embedding + pooled text.
+    temporal_resblock_scale_shift: ... as a scale and shift of their normed activations.
     resblock_kernel: the temporal residual blocks' 3D kernel (frames, height, width), e.g. [3, 3, 3].
     temporal_conv_kernel, attention_head_dim, merge_init_alpha, causal_attention: as in `Recipe`.
     """
@@ -76,6 +77,7 @@ class RecipeOptions:
     temporal_cross_attention: Optional[bool] = None
     temporal_frame_positions: Optional[bool] = None
     temporal_resblock_condition: Optional[bool] = None
+    temporal_resblock_scale_shift: Optional[bool] = None
     resblock_kernel: Optional[tuple[int, ...]] = None
     temporal_conv_kernel: Optional[int] = None
     attention_head_dim: Optional[int] = None
