@@ -54,16 +54,21 @@ def clip_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-def _wait(client, job_id: str, timeout: float = 120.0) -> dict:
+def _wait(client, job_id: str, stall: float = 120.0) -> dict:
+    """Poll until the job ends. Not a speed check: it fails only when the job's state and step stay
+    the same for `stall` seconds (a hang), however long a job that keeps stepping takes."""
     import time
 
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    seen, since = None, time.monotonic()
+    while True:
         job = client.get(f"/api/jobs/{job_id}").json()
         if job["state"] not in (QUEUED, RUNNING):
             return job
+        if (job["state"], job["step"]) != seen:
+            seen, since = (job["state"], job["step"]), time.monotonic()
+        elif time.monotonic() - since > stall:
+            raise AssertionError(f"job {job_id} made no progress for {stall} s (hung?): {job}")
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
 
 
 # ----------------------------------------------------------------------------------------------

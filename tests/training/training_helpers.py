@@ -47,17 +47,29 @@ def set_args(output_dir: Path, **overrides) -> list[str]:
     return args
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> None:
-    """Poll until `path` exists; fail with the process's stderr if it ends first or time runs out."""
+def wait_for(path: Path, proc: subprocess.Popen, stall: float = 240.0) -> None:
+    """Poll until `path` exists; fail with the process's stderr if it ends first. Not a speed check:
+    it gives up only when nothing under `path`'s folder (the run: logs, checkpoints) has changed for
+    `stall` seconds (a hang), however long a run that keeps writing takes."""
     import time
 
-    end = time.monotonic() + timeout
+    def files() -> frozenset:
+        """(name, size) of the run's files; a walk that meets a checkpoint being renamed counts as a change."""
+        try:
+            return frozenset((str(f), f.stat().st_size) for f in path.parent.rglob("*") if f.is_file())
+        except FileNotFoundError:
+            return frozenset({("<changing>", time.monotonic())})
+
+    seen, since = files(), time.monotonic()
     while not path.exists():
         if proc.poll() is not None:
             raise AssertionError(f"the training process ended ({proc.returncode}) before {path.name}:\n{proc.stderr.read()}")
-        if time.monotonic() > end:
+        now = files()
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
             proc.kill()
-            raise AssertionError(f"{path} did not appear within {timeout} s")
+            raise AssertionError(f"nothing under {path.parent} changed for {stall} s before {path.name} appeared (hung?)")
         time.sleep(0.2)
 
 
