@@ -514,7 +514,7 @@ def eval_shapes(
     defaults = pipe.generation_defaults
     steps = steps if steps is not None else defaults["num_inference_steps"]
     guidance = guidance if guidance is not None else defaults["guidance_scale"]
-    timestep_shift = timestep_shift if timestep_shift is not None else float(defaults.get("timestep_shift", 1.0))
+    timestep_shift = timestep_shift if timestep_shift is not None else float(defaults["timestep_shift"])
 
     def generate(prompts: list[str], first_seed: int):
         return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,

@@ -70,7 +70,6 @@ def sample_timesteps(
     return (u * num_train_timesteps).long().clamp_(0, num_train_timesteps - 1)
 
 
-
 @dataclass(frozen=True)
 class DiffusionLoss:
     """loss: () the weighted mean to backpropagate; per_sample: (B,) unweighted MSE of each sample;

@@ -79,10 +79,11 @@ class TemporalResBlock(nn.Module):
             if self.scale_shift:  # ADM's scale-shift norm: norm2(h) * (1 + scale) + shift
                 scale, shift = e.chunk(2, dim=1)
                 h = self.norm2(h) * (1 + scale) + shift
-                y = x + self._conv(self.conv2, self.act(h))
-                return y if keep is None else torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
-            h = h + e
-        y = x + self._conv(self.conv2, self.act(self.norm2(h)))
+            else:
+                h = self.norm2(h + e)
+        else:
+            h = self.norm2(h)
+        y = x + self._conv(self.conv2, self.act(h))
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y

@@ -136,14 +136,13 @@ class VideoUNet(ModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         self.recipe = Recipe.from_dict(recipe_spec) if recipe_spec else get_recipe(recipe)
+        if self.recipe.temporal_resblock_condition and not self.recipe.temporal_resblock:
+            raise T2VError("recipe option temporal_resblock_condition needs temporal_resblock: true")
+        if self.recipe.temporal_resblock_scale_shift and not self.recipe.temporal_resblock_condition:
+            raise T2VError("recipe option temporal_resblock_scale_shift needs temporal_resblock_condition: true")
         self.unet = UNet2DConditionModel.from_config(self.unet2d_config)
         self._frames = FrameContext()
         add_temporal_layers(self.unet, self.recipe, self._frames)
-        if self.recipe.temporal_resblock_condition:
-            if not self.recipe.temporal_resblock:
-                raise T2VError("recipe option temporal_resblock_condition needs temporal_resblock: true")
-        elif self.recipe.temporal_resblock_scale_shift:
-            raise T2VError("recipe option temporal_resblock_scale_shift needs temporal_resblock_condition: true")
         if self.recipe.temporal_resblock_condition:
             # Named `temporal` so that the recipe's TEMPORAL pattern trains it and `is_added` knows it.
             self.temporal = ClipCondition(self.unet.config.cross_attention_dim, time_embed_dim(self.unet))

@@ -152,8 +152,8 @@ class TextToVideoPipeline:
     @property
     def generation_defaults(self) -> dict[str, Any]:
         """Default sampling settings: `model_index.json`'s "t2v_generation" entry (num_inference_steps,
-        guidance_scale, ...) over the library-wide defaults (50 steps, guidance 7.5)."""
-        defaults: dict[str, Any] = {"num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE}
+        guidance_scale, ...) over the library-wide defaults (50 steps, guidance 7.5, no timestep shift)."""
+        defaults: dict[str, Any] = {"num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE, "timestep_shift": 1.0}
         index = Path(self.parts.path) / "model_index.json"
         if index.is_file():
             defaults.update(json.loads(index.read_text(encoding="utf-8")).get("t2v_generation", {}))
@@ -223,7 +223,7 @@ class TextToVideoPipeline:
         defaults = self.generation_defaults
         num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
-        timestep_shift = float(defaults.get("timestep_shift", 1.0) if timestep_shift is None else timestep_shift)
+        timestep_shift = float(defaults["timestep_shift"] if timestep_shift is None else timestep_shift)
         if latents is not None:
             num_frames = latents.shape[2]
             height = latents.shape[3] * self.vae_factor if height is None else height
