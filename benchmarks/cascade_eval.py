@@ -35,6 +35,7 @@ from einops import rearrange
 
 from t2v.data.shapes import HELD_IN, HELD_OUT, ShapesWorldDataset
 from t2v.data.shapes_windows import ShapesWindows
+from t2v.data.video_io import to_uint8_frames
 from t2v.metrics.reconstruction import flicker, psnr, ssim, track_error
 from t2v.pipelines.cascade import (
     CascadeStage,
@@ -114,11 +115,20 @@ def eval_sr(stage: CascadeStage, clips: int, seed: int, steps: int | None) -> tu
     for name, out in results.items():
         p = _mean([psnr(out[i], hi[i]) for i in range(clips)])
         s = _mean([ssim(out[i], hi[i]) for i in range(clips)])
+        # What `t2v upscale` writes: 8-bit frames (the writer's own rounding), as SR papers score them.
+        written = torch.stack([as_written(out[i]) for i in range(clips)])
+        p8 = _mean([psnr(written[i], hi[i]) for i in range(clips)])
+        s8 = _mean([ssim(written[i], hi[i]) for i in range(clips)])
         t = _mean([track_error(out[i], hi[i]) for i in range(clips)])
-        data[name] = {"psnr": p, "ssim": s, "track": t}
-        rows.append([name, f"{p:.2f}", f"{s:.4f}", f"{t:.2f}", f"{secs[name]:.1f}" if name in secs else "-"])
+        data[name] = {"psnr": p, "ssim": s, "psnr_8bit": p8, "ssim_8bit": s8, "track": t}
+        rows.append([name, f"{p:.2f}", f"{s:.4f}", f"{p8:.2f}", f"{s8:.4f}", f"{t:.2f}", f"{secs[name]:.1f}" if name in secs else "-"])
     return _table(f"Super-resolution 64 -> 128, {clips} ShapesWorld windows of 8 frames (seed {seed}), against the true 128 rendering",
-                  ["method", "PSNR", "SSIM", "track err (px at 64)", "s/clip"], rows), data
+                  ["method", "PSNR", "SSIM", "PSNR 8-bit", "SSIM 8-bit", "track err (px at 64)", "s/clip"], rows), data
+
+
+def as_written(clip: torch.Tensor) -> torch.Tensor:
+    """(C, F, H, W) in [-1, 1] -> the same clip quantised to the 8-bit frames the video writer encodes."""
+    return rearrange(to_uint8_frames(clip), "f h w c -> c f h w").float() / 127.5 - 1.0
 
 
 def real_clips(folder: Path) -> dict[str, torch.Tensor]:
