@@ -215,16 +215,18 @@ TIMED_TEXT_LDM = dataclasses.replace(TEXT_LDM, temporal_frame_positions=True)
 # Only the temporal resblocks see the text (pooled, with the timestep), not the temporal attention.
 CONDITIONED_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_resblock_condition=True, resblock_kernel=(3, 3, 3))
 SCALE_SHIFT_LDM = dataclasses.replace(CONDITIONED_LDM, temporal_resblock_scale_shift=True)
+SPACE_TIME_LDM = dataclasses.replace(TIMED_TEXT_LDM, temporal_space_time_attention=True)
 
 
-@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM, SCALE_SHIFT_LDM],
-                         ids=["text", "text+frame-positions", "resblock-condition", "resblock-scale-shift"])
+@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM, SCALE_SHIFT_LDM, SPACE_TIME_LDM],
+                         ids=["text", "text+frame-positions", "resblock-condition", "resblock-scale-shift", "space-time"])
 def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path, recipe):
     """The default model's variant of Video LDM: identity at init, each clip's temporal layers read
     that clip's own text (batching never mixes prompts), and the variant survives save/load."""
     model = inflate(unet2d, recipe)
     assert any("frame_pos" in n for n in model.added_parameters()) == recipe.temporal_frame_positions
     assert ("temporal.pool_query" in model.trainable_parameters()) == recipe.temporal_resblock_condition
+    assert any("space_time_bias" in n for n in model.trainable_parameters()) == recipe.temporal_space_time_attention
     x, t, text = clip_batch()
     with torch.no_grad():
         assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5
@@ -241,7 +243,7 @@ def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path
     loaded = type(model).from_pretrained(tmp_path / "unet")
     assert loaded.recipe == recipe
     with torch.no_grad():
-        assert torch.equal(loaded(x, t, text), both)
+        torch.testing.assert_close(loaded(x, t, text), both, atol=1e-6, rtol=0)  # bit-equal but for SDPA rounding
 
 
 def test_text_aware_temporal_layers_checkpointing_same_gradients(unet2d):
@@ -290,6 +292,8 @@ def test_resblock_condition_needs_resblocks(unet2d):
         inflate(unet2d, recipe)
     with pytest.raises(T2VError, match="temporal_resblock_scale_shift needs temporal_resblock_condition"):
         inflate(unet2d, dataclasses.replace(RECIPES["video-ldm"], temporal_resblock_scale_shift=True))
+    with pytest.raises(T2VError, match="temporal_space_time_attention needs a recipe with temporal attention"):
+        inflate(unet2d, dataclasses.replace(RECIPES["make-a-video"], temporal_attention=False, temporal_space_time_attention=True))
 
 
 def test_scale_shift_resblock_against_its_formula():

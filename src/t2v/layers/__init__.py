@@ -3,6 +3,7 @@
 Every layer takes and returns video tensors (B, C, F, H, W) and starts as the identity:
 - `TemporalConv`: 1D conv over frames, Make-A-Video's pseudo-3D conv (dirac init);
 - `TemporalAttention`: attention over frames at every pixel, VDM (relative positions, any length);
+- `SpaceTimeAttention`: attention over all frames and pixels (3D relative bias, text-gated heads);
 - `SparseCausalAttnProcessor`: Tune-A-Video's ST-Attn as a diffusers attention processor;
 - `ClipTextAttnProcessor`: text cross-attention with keys/values once per clip, not per frame;
 - `AlphaMerge`: Video LDM's `alpha * spatial + (1 - alpha) * temporal`;
@@ -14,6 +15,7 @@ from t2v.layers.clip_condition import ClipCondition
 from t2v.layers.clip_text_attention import ClipTextAttnProcessor
 from t2v.layers.merge import AlphaMerge
 from t2v.layers.resblock3d import TemporalResBlock
+from t2v.layers.space_time_attention import SpaceTimeAttention
 from t2v.layers.sparse_causal import SparseCausalAttnProcessor, gather_sparse_causal
 from t2v.layers.temporal_attention import RelativePositionBias, TemporalAttention, relative_position_buckets
 from t2v.layers.temporal_conv import TemporalConv, conv_over_frames
@@ -23,6 +25,7 @@ __all__ = [
     "ClipCondition",
     "ClipTextAttnProcessor",
     "RelativePositionBias",
+    "SpaceTimeAttention",
     "SparseCausalAttnProcessor",
     "TemporalAttention",
     "TemporalConv",

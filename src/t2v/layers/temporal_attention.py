@@ -117,7 +117,8 @@ class TemporalAttention(nn.Module):
         """Identity at init: the output projection is zero."""
         self.norm.reset_parameters()
         self.to_qkv.reset_parameters()
-        self.rel_pos.reset_parameters()
+        if self.rel_pos is not None:  # None in SpaceTimeAttention, which has a 3D bias of its own
+            self.rel_pos.reset_parameters()
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
         if self.frame_positions:

@@ -39,6 +39,9 @@ class Recipe:
       added after their first 3D conv; off in the papers' recipes (their temporal resblocks take
       the timestep only), on in the embedded default model so that the layers that move content
       between frames know which way (docs/default_model.md).
+    temporal_space_time_attention: the temporal attention attends over all frames and pixels of the
+      clip (F*H*W tokens) with a learned 3D relative position bias and, with temporal_cross_attention,
+      per-head gates from the pooled text (`t2v.layers.SpaceTimeAttention`); for small latent grids.
     trainable: regular expressions (`re.search`) on parameter names; a match trains.
     """
 
@@ -55,6 +58,7 @@ class Recipe:
     temporal_frame_positions: bool = False
     temporal_resblock_condition: bool = False
     temporal_resblock_scale_shift: bool = False
+    temporal_space_time_attention: bool = False
     trainable: tuple[str, ...] = ()
     temporal_conv_kernel: int = 3
     resblock_kernel: tuple[int, int, int] = (3, 1, 1)

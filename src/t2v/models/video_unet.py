@@ -29,7 +29,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from t2v.errors import T2VError
-from t2v.layers import AlphaMerge, ClipCondition, ClipTextAttnProcessor, SparseCausalAttnProcessor, TemporalAttention, TemporalResBlock
+from t2v.layers import (AlphaMerge, ClipCondition, ClipTextAttnProcessor, SpaceTimeAttention, SparseCausalAttnProcessor,
+                        TemporalAttention, TemporalResBlock)
 from t2v.models.recipes import Recipe, get_recipe
 from t2v.models.video_blocks import FpsTimeEmbedding, FrameContext, Frames, PseudoConv3d, VideoBlock
 
@@ -95,8 +96,9 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
                 if m.attn2 is not None and m.attn2.is_cross_attention:
                     # Not a recipe choice, an execution one: text keys/values once per clip, not per frame.
                     m.attn2.set_processor(ClipTextAttnProcessor(context.attention_frames))
+            attention_class = SpaceTimeAttention if recipe.temporal_space_time_attention else TemporalAttention
             temporal = (
-                TemporalAttention(
+                attention_class(
                     attn.out_channels, recipe.attention_head_dim, recipe.causal_attention,
                     cross_attention_dim=unet.config.cross_attention_dim if recipe.temporal_cross_attention else None,
                     frame_positions=recipe.temporal_frame_positions,
@@ -140,6 +142,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             raise T2VError("recipe option temporal_resblock_condition needs temporal_resblock: true")
         if self.recipe.temporal_resblock_scale_shift and not self.recipe.temporal_resblock_condition:
             raise T2VError("recipe option temporal_resblock_scale_shift needs temporal_resblock_condition: true")
+        if self.recipe.temporal_space_time_attention and not self.recipe.temporal_attention:
+            raise T2VError("recipe option temporal_space_time_attention needs a recipe with temporal attention")
         self.unet = UNet2DConditionModel.from_config(self.unet2d_config)
         self._frames = FrameContext()
         add_temporal_layers(self.unet, self.recipe, self._frames)
