@@ -38,3 +38,13 @@ def test_a_changed_field_is_named_and_resumable_ones_pass():
     later = _now()
     later["max_steps"] = 10 * later["max_steps"]
     _check_same_config(_now(), later, "ckpt")
+
+
+def test_decoder_loss_weights_may_change_on_resume_but_not_the_network():
+    """A second phase of the temporal decoder's training reweights its losses; the layers may not change."""
+    later = _now()
+    later["cascade"].update(temporal_weight=4.0, adversarial_weight=0.0)
+    _check_same_config(_now(), later, "ckpt")
+    later["cascade"]["decoder_kernel"] = [3, 1, 1]
+    with pytest.raises(T2VError, match=r"cascade\.decoder_kernel = \[3, 3, 3\], now \[3, 1, 1\]"):
+        _check_same_config(_now(), later, "ckpt")
