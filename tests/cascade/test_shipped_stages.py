@@ -29,13 +29,13 @@ from t2v.pipelines.cascade import (
 
 CLIPS, SEED = 4, 9001
 # What the shipped stages reach on these 4 clips, less a margin (measured: interpolation +2.68 dB over
-# blending; super-resolution +1.11 dB PSNR and -0.005 SSIM against bicubic; temporal decoder +3.35 dB
-# and 20.5% less flicker than the per-frame decoder). The issue's targets they do not reach yet are
+# blending; super-resolution +1.11 dB PSNR and -0.005 SSIM against bicubic; temporal decoder +7.06 dB
+# and 56.6% less flicker than the per-frame decoder). The issue's targets they do not reach yet are
 # the strict xfails below.
 INTERP_MIN_GAIN_DB = 2.0
 SR_MIN_GAIN_DB = 0.4
-DECODER_MIN_PSNR_GAIN_DB = 2.5
-DECODER_MIN_FLICKER_REDUCTION = 0.12
+DECODER_MIN_PSNR_GAIN_DB = 5.0
+DECODER_MIN_FLICKER_REDUCTION = 0.45
 # Issue 9's targets.
 TARGET_INTERP_GAIN_DB = 3.0
 TARGET_FLICKER_REDUCTION = 0.30
@@ -123,8 +123,9 @@ def test_shipped_temporal_decoder_against_the_per_frame_decoder(decoded):
     assert d_psnr >= DECODER_MIN_PSNR_GAIN_DB and reduction >= DECODER_MIN_FLICKER_REDUCTION, decoded
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 open: flicker is ~24% lower on ShapesWorld, not 30%")
-def test_shipped_temporal_decoder_reaches_the_issue_target(decoded):
+def test_shipped_temporal_decoder_reaches_the_issue_target_on_shapesworld(decoded):
+    """Issue 9: flicker at least 30% lower than the per-frame decoder's (ShapesWorld; real clips need
+    a real-image autoencoder, docs/cascade.md)."""
     assert decoded[1] >= TARGET_FLICKER_REDUCTION
 
 
