@@ -106,20 +106,13 @@ class SpaceTimeAttention(TemporalAttention):
         if self.uses_text and (text is None or text.ndim != 3 or text.shape[0] != b):
             raise ValueError(f"this space-time attention is gated by text: pass text (B={b}, L, D); got "
                              f"{None if text is None else tuple(text.shape)}")
-        tokens = rearrange(x, "b c f h w -> b f (h w) c")
-        normed = self.norm(tokens)
-        pos = None
-        if self.frame_positions:
-            pos = self.position_embedding(f, normed.dtype, normed.device)[None, :, None]
-            normed = normed + pos
+        return super().forward(x, keep, text)
+
+    def _self_attention(self, normed: Tensor, h: int, w: int, text: Tensor | None) -> Tensor:
+        """(B, F, HW, C) -> (B, F, HW, C): every token attends to all F*H*W tokens of its clip, heads gated by text."""
+        f = normed.shape[1]
         q, k, v = rearrange(self.to_qkv(normed), "b f n (three heads d) -> three b heads (f n) d", three=3, heads=self.heads)
         out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype, h, w))  # (B, heads, N, d)
         if self.uses_text:
             out = out * self.head_gates(text).to(out.dtype)[:, :, None, None]
-        out = self.to_out(rearrange(out, "b heads (f n) d -> b f n (heads d)", f=f))  # (B, F, HW, C)
-        y = x + rearrange(out, "b f (h w) c -> b c f h w", h=h, w=w)
-        if self.uses_text:
-            y = y + self._attend_text(y, text, pos)
-        if keep is not None:
-            y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
-        return y
+        return rearrange(out, "b heads (f n) d -> b f n (heads d)", f=f)

@@ -158,11 +158,7 @@ class TemporalAttention(nn.Module):
         if self.frame_positions:  # once per call: the text sub-layer adds the same (1, F, 1, C)
             pos = self.position_embedding(f, normed.dtype, normed.device)[None, :, None]
             normed = normed + pos
-        qkv = self.to_qkv(normed)  # (B, F, HW, 3C)
-        # 2. Attention over F at each pixel: sequences are strided views into qkv (no copy for B = 1).
-        q, k, v = rearrange(qkv, "b f n (three heads d) -> three (b n) heads f d", three=3, heads=self.heads)
-        out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype))  # (B*HW, heads, F, d)
-        out = self.to_out(rearrange(out, "(b n) heads f d -> b f n (heads d)", b=b))  # (B, F, HW, C)
+        out = self.to_out(self._self_attention(normed, h, w, text))  # (B, F, HW, C)
         # 3. Residual: the sum takes x's memory order, so a frames-major x stays frames-major.
         y = x + rearrange(out, "b f (h w) c -> b c f h w", h=h, w=w)
         if self.uses_text:
@@ -170,6 +166,15 @@ class TemporalAttention(nn.Module):
         if keep is not None:
             y = torch.where(keep.view(-1, 1, 1, 1, 1), y, x)
         return y
+
+    def _self_attention(self, normed: Tensor, h: int, w: int, text: Tensor | None) -> Tensor:
+        """(B, F, HW, C) normed tokens -> (B, F, HW, C) attention output, before the output projection."""
+        b, f = normed.shape[:2]
+        qkv = self.to_qkv(normed)  # (B, F, HW, 3C)
+        # 2. Attention over F at each pixel: sequences are strided views into qkv (no copy for B = 1).
+        q, k, v = rearrange(qkv, "b f n (three heads d) -> three (b n) heads f d", three=3, heads=self.heads)
+        out = scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(f, q.dtype))  # (B*HW, heads, F, d)
+        return rearrange(out, "(b n) heads f d -> b f n (heads d)", b=b)
 
     def position_embedding(self, num_frames: int, dtype: torch.dtype, device: torch.device) -> Tensor:
         """(F, C): the learned projection of sin/cos(2^k pi t), k < FRAME_POS_FREQS, t = f / (F - 1)."""
