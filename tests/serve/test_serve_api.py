@@ -24,6 +24,8 @@ from t2v.serve.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobQueue  # no
 from t2v.serve.limits import check_generate, check_tune  # noqa: E402
 from t2v.serve.storage import ID_RE, ResultStore  # noqa: E402
 
+from stall import run_with_stall_guard, wait_until  # noqa: E402
+
 H = {"X-Requested-With": "t2v"}
 LIMITS = ServeLimits(max_frames=12, max_size=128, max_steps=120, max_tune_steps=5, max_upload_mb=0.2,
                      max_clip_mb=2.0, max_edit_prompts=2, max_queue=4)
@@ -57,18 +59,13 @@ def clip_bytes(tmp_path_factory) -> bytes:
 def _wait(client, job_id: str, stall: float = 120.0) -> dict:
     """Poll until the job ends. Not a speed check: it fails only when the job's state and step stay
     the same for `stall` seconds (a hang), however long a job that keeps stepping takes."""
-    import time
+    last = {}
 
-    seen, since = None, time.monotonic()
-    while True:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["state"] not in (QUEUED, RUNNING):
-            return job
-        if (job["state"], job["step"]) != seen:
-            seen, since = (job["state"], job["step"]), time.monotonic()
-        elif time.monotonic() - since > stall:
-            raise AssertionError(f"job {job_id} made no progress for {stall} s (hung?): {job}")
-        time.sleep(0.05)
+    def ended():
+        last.update(client.get(f"/api/jobs/{job_id}").json())
+        return dict(last) if last["state"] not in (QUEUED, RUNNING) else None
+
+    return wait_until(ended, lambda: (last.get("state"), last.get("step")), stall, f"job {job_id}", poll=0.05)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,12 +340,11 @@ def test_tune_and_edit_side_by_side(served, clip_bytes):
 # ----------------------------------------------------------------------------------------------
 def _t2v(*args: str):
     import os
-    import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    return subprocess.run([sys.executable, "-m", "t2v", *args], capture_output=True, text=True, env=env, timeout=120)
+    return run_with_stall_guard([sys.executable, "-m", "t2v", *args], stall=120, env=env)
 
 
 def test_serve_command_errors_are_one_line(tmp_path):

@@ -13,11 +13,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from stall import tree_cpu_ticks, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,6 +39,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# What the page shows of a job and its video: any change counts as progress for `_wait_on_page`.
+PAGE_PROGRESS = ("() => { const v = document.getElementById('result-video');"
+                 " return [document.getElementById('job-state').textContent, document.getElementById('job-steps').textContent,"
+                 " String(document.getElementById('job-progress').value), v ? v.readyState + ':' + v.currentTime : ''].join('|'); }")
+
+
+def _wait_on_page(page, condition: str, stall: float = 120.0) -> None:
+    """Wait until the JS `condition` holds; fail only when the page's job and video show no change
+    for `stall` seconds (a hang), however long a slow machine takes to generate."""
+    wait_until(lambda: page.evaluate(condition), lambda: page.evaluate(PAGE_PROGRESS), stall,
+               f"page condition {condition[:60]}")
+
+
 @pytest.fixture
 def server(tmp_path):
     """(base URL, results folder) of `python -m t2v serve` on a free loopback port."""
@@ -47,19 +61,20 @@ def server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(port), "--results", str(results)],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"t2v serve exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
+                return bool(json.load(r)["ok"])
+        except OSError:
+            return False
+
     try:
-        end = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"t2v serve exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
-                    if json.load(r)["ok"]:
-                        break
-            except OSError:
-                if time.monotonic() > end:
-                    raise AssertionError(f"t2v serve did not answer in 120 s: {(tmp_path / 'server.log').read_text()}")
-                time.sleep(0.3)
+        # A hang guard, not a start-up time limit: gives up only when the server neither uses CPU
+        # nor writes its log for 120 s.
+        wait_until(healthy, lambda: (tree_cpu_ticks(proc.pid), (tmp_path / "server.log").stat().st_size),
+                   120, "t2v serve starting", poll=0.3)
         yield url, results
     finally:
         proc.terminate()
@@ -106,9 +121,9 @@ def test_generate_in_a_headless_browser(server, tmp_path):
             page.fill("#num_frames", "2")
             page.fill("#steps", "100")
             page.click("#generate")
-            page.wait_for_function("() => document.getElementById('job-progress').value >= 2", timeout=120_000)
+            _wait_on_page(page, "() => document.getElementById('job-progress').value >= 2")
             page.click("#cancel")
-            page.wait_for_function("() => document.getElementById('job-state').textContent.startsWith('cancelled')")
+            _wait_on_page(page, "() => document.getElementById('job-state').textContent.startsWith('cancelled')")
             done = int(page.inner_text("#job-state").split()[2])  # "cancelled after N of 100 steps"
             assert 2 <= done < 100 and page.inner_text("#job-state").endswith("of 100 steps")
             assert page.is_disabled("#cancel")
@@ -118,10 +133,8 @@ def test_generate_in_a_headless_browser(server, tmp_path):
             page.fill("#num_frames", str(FRAMES))
             page.click("#generate")
             page.wait_for_selector("#generate-error", state="hidden")
-            page.wait_for_function(
-                "() => { const v = document.getElementById('result-video');"
-                " return v && v.dataset.file && v.readyState >= 2 && (v.currentTime > 0 || v.ended); }",
-                timeout=180_000)
+            _wait_on_page(page, "() => { const v = document.getElementById('result-video');"
+                                " return v && v.dataset.file && v.readyState >= 2 && (v.currentTime > 0 || v.ended); }")
             assert page.inner_text("#job-state") == "done"
             assert page.inner_text("#job-steps") == "15 / 15 steps"
             rid = page.get_attribute("#result-video", "data-result")

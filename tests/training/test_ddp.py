@@ -7,7 +7,6 @@ stay bit-equal. A test hook writes each process's trained parameters at the end.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from t2v.training.checkpoint import checkpoint_name, read_state
+from stall import run_with_stall_guard
 from training_helpers import ROOT, TINY, cli_env, set_args
 
 
@@ -24,7 +24,7 @@ def test_two_processes_keep_identical_weights(tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
            "-m", "t2v", "train", str(TINY), *set_args(out, max_steps=6, **{"checkpoint.every": 6})]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(T2V_TEST_DUMP_DIR=str(dump)), timeout=400, cwd=ROOT)
+    r = run_with_stall_guard(cmd, stall=400, env=cli_env(T2V_TEST_DUMP_DIR=str(dump)), cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 processes" in r.stderr
 

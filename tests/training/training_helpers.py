@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from stall import run_with_stall_guard, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny_test.yaml"
@@ -35,8 +36,9 @@ def t2v_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "t2v", *args]
 
 
-def run_t2v(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(t2v_cmd(*args), capture_output=True, text=True, env=env or cli_env(), timeout=timeout, cwd=ROOT)
+def run_t2v(*args: str, env: dict | None = None, stall: float = 300) -> subprocess.CompletedProcess:
+    """`python -m t2v ARGS`, output captured; killed only on a stall (`stall.run_with_stall_guard`)."""
+    return run_with_stall_guard(t2v_cmd(*args), stall, env=env or cli_env(), cwd=ROOT)
 
 
 def set_args(output_dir: Path, **overrides) -> list[str]:
@@ -60,17 +62,17 @@ def wait_for(path: Path, proc: subprocess.Popen, stall: float = 240.0) -> None:
         except FileNotFoundError:
             return frozenset({("<changing>", time.monotonic())})
 
-    seen, since = files(), time.monotonic()
-    while not path.exists():
-        if proc.poll() is not None:
+    def appeared() -> bool:
+        if not path.exists() and proc.poll() is not None:
             raise AssertionError(f"the training process ended ({proc.returncode}) before {path.name}:\n{proc.stderr.read()}")
-        now = files()
-        if now != seen:
-            seen, since = now, time.monotonic()
-        elif time.monotonic() - since > stall:
+        return path.exists()
+
+    try:
+        wait_until(appeared, files, stall, f"files under {path.parent} before {path.name} appeared")
+    except AssertionError:
+        if proc.poll() is None:
             proc.kill()
-            raise AssertionError(f"nothing under {path.parent} changed for {stall} s before {path.name} appeared (hung?)")
-        time.sleep(0.2)
+        raise
 
 
 def safetensors_equal(a: Path, b: Path) -> tuple[bool, float]:

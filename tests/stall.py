@@ -1,0 +1,66 @@
+"""Hang guards for tests that wait on another process: they fail on a stall, never on total time.
+
+Tests do not assert wall-clock times (timings live in benchmarks/). A test that waits for a server,
+a training run or a job still needs to stop if the thing it waits for hangs; these helpers give up
+only when nothing observable has changed for `stall` seconds, however long a slow machine takes
+while work is still being done.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+def wait_until(done: Callable[[], Any], progress: Callable[[], Any], stall: float, what: str,
+               poll: float = 0.2) -> Any:
+    """Poll until `done()` is truthy and return it; raise AssertionError when `progress()` (any
+    comparable snapshot of the work) stays equal for `stall` seconds. `what` names the wait."""
+    seen, since = progress(), time.monotonic()
+    while True:
+        result = done()
+        if result:
+            return result
+        now = progress()
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            raise AssertionError(f"{what}: no progress for {stall:g} s (hung?); last state {now!r}")
+        time.sleep(poll)
+
+
+def tree_cpu_ticks(pid: int) -> int:
+    """CPU time (clock ticks) used so far by process `pid` and its descendants; 0 without /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile, or no /proc here
+    return total
+
+
+def run_with_stall_guard(cmd: list[str], stall: float = 300.0, **popen: Any) -> subprocess.CompletedProcess:
+    """`subprocess.run(cmd, capture_output=True, text=True, **popen)` that is killed only when the
+    process tree neither uses CPU nor writes output for `stall` seconds."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **popen)
+        try:
+            wait_until(lambda: proc.poll() is not None,
+                       lambda: (tree_cpu_ticks(proc.pid), os.fstat(out.fileno()).st_size, os.fstat(err.fileno()).st_size),
+                       stall, f"{' '.join(map(str, cmd[:4]))} ...", poll=0.5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
