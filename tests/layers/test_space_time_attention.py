@@ -35,7 +35,7 @@ def naive(layer: SpaceTimeAttention, x: torch.Tensor, gates: torch.Tensor | None
                     df = max(-mf, min(mf, fk - fq)) + mf
                     dy = max(-ms, min(ms, yk - yq)) + ms
                     dx = max(-ms, min(ms, xk - xq)) + ms
-                    logits[i, j] += layer.space_time_bias[hd, df, dy, dx]
+                    logits[i, j] += layer.rel_pos.table[hd, df, dy, dx]
                     if layer.causal and fk > fq:
                         logits[i, j] = -math.inf
             o = torch.softmax(logits, dim=-1) @ v[:, sl]
@@ -77,7 +77,7 @@ def test_text_gates_scale_each_head_and_text_attention_follows():
 
 def test_gates_start_at_one_so_the_prompt_changes_nothing_before_training():
     layer = randomize(SpaceTimeAttention(16, head_dim=8, cross_attention_dim=12))
-    layer.reset_space_time()  # gates back to exactly 1; the rest stays random
+    layer.reset_gates()  # gates back to exactly 1; the rest stays random
     torch.nn.init.zeros_(layer.to_out_text.weight), torch.nn.init.zeros_(layer.to_out_text.bias)
     x = torch.randn(1, 16, 3, 2, 2)
     torch.testing.assert_close(layer(x, text=torch.randn(1, 5, 12)), layer(x, text=torch.randn(1, 5, 12)))

@@ -226,7 +226,7 @@ def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path
     model = inflate(unet2d, recipe)
     assert any("frame_pos" in n for n in model.added_parameters()) == recipe.temporal_frame_positions
     assert ("temporal.pool_query" in model.trainable_parameters()) == recipe.temporal_resblock_condition
-    assert any("space_time_bias" in n for n in model.trainable_parameters()) == recipe.temporal_space_time_attention
+    assert any("rel_pos.table" in n for n in model.trainable_parameters()) == recipe.temporal_space_time_attention
     x, t, text = clip_batch()
     with torch.no_grad():
         assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5

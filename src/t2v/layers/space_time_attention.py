@@ -31,43 +31,22 @@ from t2v.layers.temporal_attention import TemporalAttention
 MAX_TOKENS = 8192  # F*H*W above this is refused: the (tokens x tokens) attention would not fit a laptop
 
 
-class SpaceTimeAttention(TemporalAttention):
-    """Residual self-attention over the F*H*W tokens of each clip: (B, C, F, H, W) -> same shape.
+class SpaceTimePositionBias(nn.Module):
+    """A learned scalar per head and per offset (df, dy, dx) between key and query, clamped to the table."""
 
-    max_frame_offset / max_offset: offsets beyond these share the last bias entry (clamped), so the
-    layer runs for any clip length and grid. gate: per-head gates from the pooled text (needs
-    `cross_attention_dim`).
-    """
-
-    def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, cross_attention_dim: int | None = None,
-                 frame_positions: bool = False, max_frame_offset: int = 16, max_offset: int = 8) -> None:
+    def __init__(self, num_heads: int, max_frame_offset: int = 16, max_offset: int = 8) -> None:
+        super().__init__()
         self.max_frame_offset = max_frame_offset
         self.max_offset = max_offset
-        super().__init__(channels, head_dim, causal, cross_attention_dim=cross_attention_dim, frame_positions=frame_positions)
-        self.rel_pos = None  # the 1D frame-offset bias is replaced by the 3D one
-        self.space_time_bias = nn.Parameter(
-            torch.empty(self.heads, 2 * max_frame_offset + 1, 2 * max_offset + 1, 2 * max_offset + 1))
-        if cross_attention_dim is not None:
-            self.gate_query = nn.Parameter(torch.empty(cross_attention_dim))
-            self.gate = nn.Linear(cross_attention_dim, self.heads)
+        self.table = nn.Parameter(torch.empty(num_heads, 2 * max_frame_offset + 1, 2 * max_offset + 1, 2 * max_offset + 1))
         self._index: dict[tuple[int, int, int, torch.device], Tensor] = {}
-        self.reset_space_time()
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Identity at init (zero output projections)."""
-        super().reset_parameters()
-        if hasattr(self, "space_time_bias"):
-            self.reset_space_time()
-
-    def reset_space_time(self) -> None:
-        nn.init.normal_(self.space_time_bias, std=0.02)
-        if self.uses_text:
-            nn.init.zeros_(self.gate_query)  # mean of the tokens at init
-            nn.init.zeros_(self.gate.weight)
-            nn.init.zeros_(self.gate.bias)  # gates 1 at init
+        nn.init.normal_(self.table, std=0.02)
 
     def offset_index(self, f: int, h: int, w: int, device: torch.device) -> Tensor:
-        """(N, N) flat index into the bias table for every (query, key) pair, N = F*H*W (cached)."""
+        """(N, N) flat index into the table for every (query, key) pair, N = F*H*W (cached)."""
         key = (f, h, w, device)
         if key not in self._index:
             ff, yy, xx = torch.meshgrid(torch.arange(f, device=device), torch.arange(h, device=device),
@@ -80,10 +59,47 @@ class SpaceTimeAttention(TemporalAttention):
             self._index[key] = (parts[0] * side + parts[1]) * side + parts[2]
         return self._index[key]
 
+    def forward(self, num_frames: int, h: int, w: int) -> Tensor:
+        """-> (heads, N, N) bias for query token i and key token j, tokens ordered (frame, y, x)."""
+        index = self.offset_index(num_frames, h, w, self.table.device)
+        return self.table.reshape(self.table.shape[0], -1)[:, index]
+
+
+class SpaceTimeAttention(TemporalAttention):
+    """Residual self-attention over the F*H*W tokens of each clip: (B, C, F, H, W) -> same shape.
+
+    max_frame_offset / max_offset: offsets beyond these share the last bias entry (clamped), so the
+    layer runs for any clip length and grid. gate: per-head gates from the pooled text (needs
+    `cross_attention_dim`).
+    """
+
+    def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, cross_attention_dim: int | None = None,
+                 frame_positions: bool = False, max_frame_offset: int = 16, max_offset: int = 8) -> None:
+        self.max_frame_offset = max_frame_offset  # read by _position_bias during the parent's __init__
+        self.max_offset = max_offset
+        super().__init__(channels, head_dim, causal, cross_attention_dim=cross_attention_dim, frame_positions=frame_positions)
+        if cross_attention_dim is not None:
+            self.gate_query = nn.Parameter(torch.empty(cross_attention_dim))
+            self.gate = nn.Linear(cross_attention_dim, self.heads)
+            self.reset_gates()
+
+    def _position_bias(self, heads: int, num_buckets: int, max_distance: int) -> nn.Module:
+        return SpaceTimePositionBias(heads, self.max_frame_offset, self.max_offset)
+
+    def reset_parameters(self) -> None:
+        """Identity at init (zero output projections), gates 1."""
+        super().reset_parameters()
+        if hasattr(self, "gate"):  # the parent's __init__ resets before the gates exist
+            self.reset_gates()
+
+    def reset_gates(self) -> None:
+        nn.init.zeros_(self.gate_query)  # mean of the tokens at init
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)  # gates 1 at init
+
     def attention_bias(self, num_frames: int, dtype: torch.dtype, h: int = 1, w: int = 1) -> Tensor:
         """(1, heads, N, N) additive logits: the 3D relative bias, and -inf on later frames if causal."""
-        index = self.offset_index(num_frames, h, w, self.space_time_bias.device)
-        bias = self.space_time_bias.reshape(self.heads, -1)[:, index].to(dtype)  # (heads, N, N)
+        bias = self.rel_pos(num_frames, h, w).to(dtype)  # (heads, N, N)
         if self.causal:
             frame = torch.arange(num_frames, device=bias.device).repeat_interleave(h * w)
             bias = bias.masked_fill(frame[None, :] > frame[:, None], float("-inf"))
@@ -97,15 +113,12 @@ class SpaceTimeAttention(TemporalAttention):
 
     def forward(self, x: Tensor, keep: Tensor | None = None, text: Tensor | None = None) -> Tensor:
         """x: (B, C, F, H, W) -> (B, C, F, H, W); keep and text as for `TemporalAttention`."""
-        b, _, f, h, w = x.shape
+        _, _, f, h, w = x.shape
         if f * h * w > MAX_TOKENS:
             raise T2VError(
                 f"space-time attention over {f}x{h}x{w} = {f * h * w} tokens exceeds {MAX_TOKENS}; "
                 "use fewer frames or a smaller grid, or turn off the recipe option temporal_space_time_attention"
             )
-        if self.uses_text and (text is None or text.ndim != 3 or text.shape[0] != b):
-            raise ValueError(f"this space-time attention is gated by text: pass text (B={b}, L, D); got "
-                             f"{None if text is None else tuple(text.shape)}")
         return super().forward(x, keep, text)
 
     def _self_attention(self, normed: Tensor, h: int, w: int, text: Tensor | None) -> Tensor:

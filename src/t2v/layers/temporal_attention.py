@@ -93,7 +93,7 @@ class TemporalAttention(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.to_qkv = nn.Linear(channels, 3 * channels, bias=False)
         self.to_out = nn.Linear(channels, channels)
-        self.rel_pos = RelativePositionBias(heads, num_buckets, max_distance)
+        self.rel_pos = self._position_bias(heads, num_buckets, max_distance)
         self.cross_attention_dim = cross_attention_dim
         if cross_attention_dim is not None:
             self.norm_text = nn.LayerNorm(channels)
@@ -108,6 +108,10 @@ class TemporalAttention(nn.Module):
             self.frame_pos = nn.Linear(2 * FRAME_POS_FREQS, channels)
         self.reset_parameters()
 
+    def _position_bias(self, heads: int, num_buckets: int, max_distance: int) -> nn.Module:
+        """The learned bias on the attention logits: per head and frame offset (SpaceTimeAttention: 3D offsets)."""
+        return RelativePositionBias(heads, num_buckets, max_distance)
+
     @property
     def uses_text(self) -> bool:
         """True when the layer also attends to the prompt (`forward` then needs `text`)."""
@@ -117,8 +121,7 @@ class TemporalAttention(nn.Module):
         """Identity at init: the output projection is zero."""
         self.norm.reset_parameters()
         self.to_qkv.reset_parameters()
-        if self.rel_pos is not None:  # None in SpaceTimeAttention, which has a 3D bias of its own
-            self.rel_pos.reset_parameters()
+        self.rel_pos.reset_parameters()
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
         if self.frame_positions:
@@ -150,6 +153,9 @@ class TemporalAttention(nn.Module):
         text: (B, L, D) text tokens, one sequence per clip; required when the layer `uses_text`.
         """
         b, _, f, h, w = x.shape
+        if self.uses_text and (text is None or text.ndim != 3 or text.shape[0] != b or text.shape[2] != self.cross_attention_dim):
+            got = None if text is None else tuple(text.shape)
+            raise ValueError(f"this temporal attention attends to text: pass text (B={b}, L, {self.cross_attention_dim}); got {got}")
         # 1. Norm and q/k/v projection act on channels, so they run frame by frame, in the order
         #    the 2D U-Net's frames are stored: a view for channels-last frames, one transpose otherwise.
         tokens = rearrange(x, "b c f h w -> b f (h w) c")
@@ -187,9 +193,6 @@ class TemporalAttention(nn.Module):
         """Cross-attention of every (frame, pixel) of y (B, C, F, H, W) to text (B, L, D) -> (B, C, F, H, W);
         pos: the frame-position embedding (1, F, 1, C) added to the query's normed tokens, if any."""
         b, c, f, h, w = y.shape
-        if text is None or text.ndim != 3 or text.shape[0] != b or text.shape[2] != self.cross_attention_dim:
-            got = None if text is None else tuple(text.shape)
-            raise ValueError(f"this temporal attention attends to text: pass text (B={b}, L, {self.cross_attention_dim}); got {got}")
         normed = self.norm_text(rearrange(y, "b c f h w -> b f (h w) c"))  # (B, F, HW, C)
         if pos is not None:
             normed = normed + pos
