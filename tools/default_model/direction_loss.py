@@ -9,6 +9,7 @@ CHECKPOINT_DIR: a `t2v train` checkpoint whose U-Net (and text encoder, if train
 TIMESTEPS=999,990,975 (environment): the noise levels, in the order their noise is drawn (default
 999,800,600,400,200,950,900).
 """
+import os
 import pathlib
 import sys
 
@@ -36,7 +37,6 @@ true_c = [caption(it["color"], it["shape"], it["motion"]) for it in items]
 wrong_c = [caption(it["color"], it["shape"], opp[it["motion"]]) for it in items]
 et, ew, en = pipe.encode_text(true_c), pipe.encode_text(wrong_c), pipe.encode_text([""] * 16)
 g = torch.Generator().manual_seed(1)
-import os
 for tval in [int(v) for v in os.environ.get("TIMESTEPS", "999,800,600,400,200,950,900").split(",")]:  # 950, 900 last: earlier rows keep their draws
     noise = torch.randn(x0.shape, generator=g)
     t = torch.full((16,), tval)
