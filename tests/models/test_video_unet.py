@@ -310,3 +310,25 @@ def test_scale_shift_resblock_against_its_formula():
     h = block.conv1(act(block.norm1(x)))
     h = block.norm2(h) * (1 + scale[:, :, None, None, None]) + shift[:, :, None, None, None]
     torch.testing.assert_close(block(x, emb=emb), x + block.conv2(act(h)))
+
+
+def test_resblock_condition_is_the_per_frame_embedding_of_each_clip_fps_included(unet2d):
+    """The per-clip condition is computed on one row per clip; it equals the 2D U-Net's own timestep
+    embedding of the clip's frames (fps embedding included), pooled text added."""
+    from t2v.models.video_blocks import Frames
+
+    model = inflate(unet2d, dataclasses.replace(CONDITIONED_LDM, fps_conditioning=True))
+    for p in model.added_parameters().values():
+        torch.nn.init.normal_(p, std=0.1)
+    x, t, text = clip_batch()
+    f = x.shape[2]
+    frames = Frames(num_frames=f, fps=torch.tensor([4.0, 12.0]), text=text, skip=False, keep=None)
+    with torch.no_grad():
+        with model._frames.bind(frames):
+            per_frame_temb = model.unet.time_embedding(model.unet.time_proj(t.repeat_interleave(f)))  # (B*F, E)
+        reference = model.temporal(per_frame_temb[::f], text)
+        assert (reference - model.temporal(per_frame_temb[1::f], text)).abs().max() == 0  # frames of a clip agree
+        fps_free = model.temporal(model.unet.time_embedding.spatial(model.unet.time_proj(t)), text)
+        assert (reference - fps_free).abs().max() > 1e-3  # the fps embedding is in it
+        torch.testing.assert_close(model._clip_condition(frames, t.repeat_interleave(f), text, torch.float32), reference,
+                                   atol=1e-6, rtol=0)

@@ -204,10 +204,12 @@ class VideoUNet(ModelMixin, ConfigMixin):
         return rearrange(out, "(b f) c h w -> b c f h w", b=b)
 
     def _clip_condition(self, frames: Frames, timestep: Tensor, text: Tensor, dtype: torch.dtype) -> Tensor:
-        """(B, E): the 2D U-Net's own timestep embedding (fps included) of each clip + pooled text."""
-        with self._frames.bind(frames):  # the fps embedding, if any, reads the bound frames
-            temb = self.unet.time_embedding(self.unet.time_proj(timestep).to(dtype))  # (B*F, E)
-        return self.temporal(temb[:: frames.num_frames], text)
+        """(B, E): the 2D U-Net's own timestep embedding (fps included) of each clip + pooled text.
+
+        One row per clip (every frame of a clip has its timestep): the fps embedding, if any, reads
+        the bound frames, here bound as clips of one frame so that it also gives B rows."""
+        with self._frames.bind(replace(frames, num_frames=1)):
+            return self.temporal(self.unet.time_embedding(self.unet.time_proj(timestep[:: frames.num_frames]).to(dtype)), text)
 
     @staticmethod
     def _image_only(image_only: Union[bool, Tensor], b: int, device: torch.device) -> dict[str, Any]:
