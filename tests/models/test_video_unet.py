@@ -216,10 +216,12 @@ TIMED_TEXT_LDM = dataclasses.replace(TEXT_LDM, temporal_frame_positions=True)
 CONDITIONED_LDM = dataclasses.replace(RECIPES["video-ldm"], temporal_resblock_condition=True, resblock_kernel=(3, 3, 3))
 SCALE_SHIFT_LDM = dataclasses.replace(CONDITIONED_LDM, temporal_resblock_scale_shift=True)
 SPACE_TIME_LDM = dataclasses.replace(TIMED_TEXT_LDM, temporal_space_time_attention=True)
+PLACED_LDM = dataclasses.replace(TIMED_TEXT_LDM, temporal_resblock_condition=True, temporal_positions=True)
 
 
-@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM, SCALE_SHIFT_LDM, SPACE_TIME_LDM],
-                         ids=["text", "text+frame-positions", "resblock-condition", "resblock-scale-shift", "space-time"])
+@pytest.mark.parametrize("recipe", [TEXT_LDM, TIMED_TEXT_LDM, CONDITIONED_LDM, SCALE_SHIFT_LDM, SPACE_TIME_LDM, PLACED_LDM],
+                         ids=["text", "text+frame-positions", "resblock-condition", "resblock-scale-shift", "space-time",
+                              "clip-positions"])
 def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path, recipe):
     """The default model's variant of Video LDM: identity at init, each clip's temporal layers read
     that clip's own text (batching never mixes prompts), and the variant survives save/load."""
@@ -227,6 +229,8 @@ def test_text_aware_temporal_layers_identity_then_per_clip_text(unet2d, tmp_path
     assert any("frame_pos" in n for n in model.added_parameters()) == recipe.temporal_frame_positions
     assert ("temporal.pool_query" in model.trainable_parameters()) == recipe.temporal_resblock_condition
     assert any("rel_pos.table" in n for n in model.trainable_parameters()) == recipe.temporal_space_time_attention
+    assert any(".positions.proj" in n for n in model.trainable_parameters()) == recipe.temporal_positions
+    assert any(".clip_pos.proj" in n for n in model.trainable_parameters()) == recipe.temporal_positions
     x, t, text = clip_batch()
     with torch.no_grad():
         assert (model(x, t, text) - per_frame(unet2d, x, t, text)).abs().max() < 1e-5

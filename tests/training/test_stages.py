@@ -195,6 +195,31 @@ def test_recipe_options_change_the_inflated_layers(tmp_path):
     assert all(s[2:] == (3, 3, 3) for n, s in shapes.items() if n.endswith("temporal.conv1.weight"))
 
 
+def test_recipe_options_add_layers_to_a_trained_video_model(video_run, tmp_path):
+    """Options on a trained video U-Net's folder continue it with the added layers (zero positions: the
+    same function until trained), instead of being ignored; options that would drop or reshape its
+    trained weights are a one-line error."""
+    folder = video_run[0] / "model"
+    trained = load_video_unet(folder)
+    config = tiny_config(tmp_path / "run", stage="video", **FROM_FOLDER, **{
+        "model.pretrained": str(folder), "model.recipe": "make-a-video", "model.recipe_options": {"temporal_positions": True}})
+    unet = build_parts(config).unet
+    assert unet.recipe.temporal_positions and not trained.recipe.temporal_positions
+    new = unet.state_dict()
+    added = set(new) - set(trained.state_dict())
+    assert added and all(".clip_pos.proj." in k for k in added)
+    assert all(torch.equal(new[k], v) for k, v in trained.state_dict().items())
+    x, text = torch.randn(1, trained.config.in_channels, 3, 8, 8), torch.randn(1, 5, trained.config.cross_attention_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 500, text), trained(x, 500, text), atol=1e-6, rtol=0)
+    assert build_parts(tiny_config(tmp_path / "same", stage="video", **FROM_FOLDER, **{
+        "model.pretrained": str(folder), "model.recipe": "make-a-video"})).unet.recipe == trained.recipe
+    with pytest.raises(T2VError, match="options may only add layers") as e:
+        build_parts(tiny_config(tmp_path / "bad", stage="video", **FROM_FOLDER, **{
+            "model.pretrained": str(folder), "model.recipe": "make-a-video", "model.recipe_options": {"temporal_conv_kernel": 5}}))
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("options, fragment", [
     ({"resblock_kernel": [3, 2, 2]}, "three odd sizes"),
     ({"temporal_cross_atention": True}, "'model.recipe_options.temporal_cross_attention'"),

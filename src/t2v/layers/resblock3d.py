@@ -11,7 +11,9 @@ plus pooled text in the default model: `t2v.layers.ClipCondition`), projected to
 added after the first convolution, as in the LDM code base's `ResBlock` and diffusers' `ResnetBlock2D`;
 with `scale_shift`, it scales and shifts the normed activations instead (Dhariwal & Nichol 2021's
 scale-shift norm, diffusers' `time_embedding_norm="scale_shift"`), which can switch what a kernel
-does by condition rather than only bias it.
+does by condition rather than only bias it. With `positions`, a learned embedding of each token's
+place in the clip, (frame, row, column) (`t2v.layers.positions.ClipPositions`), is added there too,
+so the block can act differently in different parts of the frame and clip (a convolution cannot).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from t2v.layers.positions import ClipPositions
 from t2v.layers.temporal_conv import conv_over_frames
 
 
@@ -31,7 +34,7 @@ class TemporalResBlock(nn.Module):
     """Residual block of two 3D convolutions over (B, C, F, H, W); the last one is zero at init."""
 
     def __init__(self, channels: int, kernel_size: tuple[int, int, int] = (3, 1, 1), groups: int = 32,
-                 embedding_dim: int | None = None, scale_shift: bool = False) -> None:
+                 embedding_dim: int | None = None, scale_shift: bool = False, positions: bool = False) -> None:
         super().__init__()
         if any(k % 2 != 1 for k in kernel_size):
             raise ValueError(f"kernel_size must be odd in every axis, got {kernel_size}")
@@ -45,6 +48,7 @@ class TemporalResBlock(nn.Module):
         self.scale_shift = scale_shift and embedding_dim is not None
         if embedding_dim is not None:
             self.emb_proj = nn.Linear(embedding_dim, 2 * channels if self.scale_shift else channels)
+        self.positions = ClipPositions(channels) if positions else None
         self.reset_parameters()
 
     @property
@@ -54,7 +58,8 @@ class TemporalResBlock(nn.Module):
 
     def reset_parameters(self) -> None:
         """Identity at init: the last convolution is zero."""
-        for m in (self.norm1, self.conv1, self.norm2, *([self.emb_proj] if self.uses_emb else [])):
+        for m in (self.norm1, self.conv1, self.norm2, *([self.emb_proj] if self.uses_emb else []),
+                  *([self.positions] if self.positions is not None else [])):
             m.reset_parameters()
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
@@ -71,6 +76,8 @@ class TemporalResBlock(nn.Module):
         # only its weights need gradients, and a channels-last frames view of the U-Net is that layout.
         # Any other frames view is copied inside group_norm anyway.
         h = self._conv(self.conv1, self.act(self.norm1(x.contiguous())))
+        if self.positions is not None:  # (F, H, W, C) -> (1, C, F, H, W)
+            h = h + self.positions(*h.shape[2:], h.dtype).permute(3, 0, 1, 2)[None]
         if self.uses_emb:
             if emb is None or emb.shape != (x.shape[0], self.embedding_dim):
                 got = None if emb is None else tuple(emb.shape)

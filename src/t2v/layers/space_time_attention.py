@@ -74,10 +74,12 @@ class SpaceTimeAttention(TemporalAttention):
     """
 
     def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, cross_attention_dim: int | None = None,
-                 frame_positions: bool = False, max_frame_offset: int = 16, max_offset: int = 8) -> None:
+                 frame_positions: bool = False, max_frame_offset: int = 16, max_offset: int = 8,
+                 pixel_positions: bool = False) -> None:
         self.max_frame_offset = max_frame_offset  # read by _position_bias during the parent's __init__
         self.max_offset = max_offset
-        super().__init__(channels, head_dim, causal, cross_attention_dim=cross_attention_dim, frame_positions=frame_positions)
+        super().__init__(channels, head_dim, causal, cross_attention_dim=cross_attention_dim, frame_positions=frame_positions,
+                         pixel_positions=pixel_positions)
         if cross_attention_dim is not None:
             self.gate_query = nn.Parameter(torch.empty(cross_attention_dim))
             self.gate = nn.Linear(cross_attention_dim, self.heads)

@@ -29,6 +29,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.functional import scaled_dot_product_attention
 
+from t2v.layers.positions import ClipPositions
+
 FRAME_POS_FREQS = 4  # sinusoid frequencies of the optional absolute frame position (2 features each)
 
 
@@ -83,7 +85,8 @@ class TemporalAttention(nn.Module):
     """Residual self-attention over the frame axis at every pixel: (B, C, F, H, W) -> same shape."""
 
     def __init__(self, channels: int, head_dim: int = 64, causal: bool = False, num_buckets: int = 32,
-                 max_distance: int = 128, cross_attention_dim: int | None = None, frame_positions: bool = False) -> None:
+                 max_distance: int = 128, cross_attention_dim: int | None = None, frame_positions: bool = False,
+                 pixel_positions: bool = False) -> None:
         super().__init__()
         heads = max(1, channels // head_dim)
         while channels % heads:
@@ -106,6 +109,11 @@ class TemporalAttention(nn.Module):
         self.frame_positions = frame_positions
         if frame_positions:
             self.frame_pos = nn.Linear(2 * FRAME_POS_FREQS, channels)
+        # Optional place in the clip, (frame, row, column) (`t2v.layers.positions`), added likewise: a
+        # layer at one pixel otherwise does not know where in the frame that pixel is.
+        self.pixel_positions = pixel_positions
+        if pixel_positions:
+            self.clip_pos = ClipPositions(channels)
         self.reset_parameters()
 
     def _position_bias(self, heads: int, num_buckets: int, max_distance: int) -> nn.Module:
@@ -126,6 +134,8 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.to_out.bias)
         if self.frame_positions:
             self.frame_pos.reset_parameters()
+        if self.pixel_positions:
+            self.clip_pos.reset_parameters()
         if self.uses_text:
             self.norm_text.reset_parameters()
             self.to_q_text.reset_parameters()
@@ -160,9 +170,13 @@ class TemporalAttention(nn.Module):
         #    the 2D U-Net's frames are stored: a view for channels-last frames, one transpose otherwise.
         tokens = rearrange(x, "b c f h w -> b f (h w) c")
         normed = self.norm(tokens)
-        pos = None
-        if self.frame_positions:  # once per call: the text sub-layer adds the same (1, F, 1, C)
+        pos = None  # once per call: the text sub-layer's query adds the same embedding
+        if self.frame_positions:  # (1, F, 1, C)
             pos = self.position_embedding(f, normed.dtype, normed.device)[None, :, None]
+        if self.pixel_positions:  # (1, F, HW, C)
+            place = self.clip_pos(f, h, w, normed.dtype).reshape(1, f, h * w, -1)
+            pos = place if pos is None else pos + place
+        if pos is not None:
             normed = normed + pos
         out = self.to_out(self._self_attention(normed, h, w, text))  # (B, F, HW, C)
         # 3. Residual: the sum takes x's memory order, so a frames-major x stays frames-major.
@@ -191,7 +205,7 @@ class TemporalAttention(nn.Module):
 
     def _attend_text(self, y: Tensor, text: Tensor | None, pos: Tensor | None = None) -> Tensor:
         """Cross-attention of every (frame, pixel) of y (B, C, F, H, W) to text (B, L, D) -> (B, C, F, H, W);
-        pos: the frame-position embedding (1, F, 1, C) added to the query's normed tokens, if any."""
+        pos: the position embedding (1, F, 1 or HW, C) added to the query's normed tokens, if any."""
         b, c, f, h, w = y.shape
         normed = self.norm_text(rearrange(y, "b c f h w -> b f (h w) c"))  # (B, F, HW, C)
         if pos is not None:

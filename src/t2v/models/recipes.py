@@ -42,6 +42,10 @@ class Recipe:
     temporal_space_time_attention: the temporal attention attends over all frames and pixels of the
       clip (F*H*W tokens) with a learned 3D relative position bias and, with temporal_cross_attention,
       per-head gates from the pooled text (`t2v.layers.SpaceTimeAttention`); for small latent grids.
+    temporal_positions: the temporal resblocks and attentions also see each token's place in the clip,
+      (frame, row, column), through a learned projection of sinusoids (`t2v.layers.positions`); the
+      papers' temporal layers are the same at every pixel, so they cannot put content where a prompt
+      says it starts and ends (docs/default_model.md, session 6).
     trainable: regular expressions (`re.search`) on parameter names; a match trains.
     """
 
@@ -59,6 +63,7 @@ class Recipe:
     temporal_resblock_condition: bool = False
     temporal_resblock_scale_shift: bool = False
     temporal_space_time_attention: bool = False
+    temporal_positions: bool = False
     trainable: tuple[str, ...] = ()
     temporal_conv_kernel: int = 3
     resblock_kernel: tuple[int, int, int] = (3, 1, 1)

@@ -77,7 +77,8 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
             temporal = (
                 TemporalResBlock(resnet.out_channels, recipe.resblock_kernel,
                                  embedding_dim=time_embed_dim(unet) if recipe.temporal_resblock_condition else None,
-                                 scale_shift=recipe.temporal_resblock_scale_shift)
+                                 scale_shift=recipe.temporal_resblock_scale_shift,
+                                 positions=recipe.temporal_positions)
                 if recipe.temporal_resblock else None
             )
             merge = AlphaMerge(recipe.merge_init_alpha) if recipe.alpha_merge and temporal is not None else None
@@ -102,6 +103,7 @@ def add_temporal_layers(unet: UNet2DConditionModel, recipe: Recipe, context: Fra
                     attn.out_channels, recipe.attention_head_dim, recipe.causal_attention,
                     cross_attention_dim=unet.config.cross_attention_dim if recipe.temporal_cross_attention else None,
                     frame_positions=recipe.temporal_frame_positions,
+                    pixel_positions=recipe.temporal_positions,
                 )
                 if recipe.temporal_attention else None
             )

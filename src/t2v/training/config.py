@@ -71,6 +71,7 @@ class RecipeOptions:
     temporal_resblock_condition: temporal resblocks take the timestep embedding + pooled text.
     temporal_resblock_scale_shift: ... as a scale and shift of their normed activations.
     temporal_space_time_attention: temporal attention over all frames and pixels (3D relative bias, text-gated heads).
+    temporal_positions: temporal resblocks and attentions also see each token's (frame, row, column).
     resblock_kernel: the temporal residual blocks' 3D kernel (frames, height, width), e.g. [3, 3, 3].
     temporal_conv_kernel, attention_head_dim, merge_init_alpha, causal_attention: as in `Recipe`.
     """
@@ -80,6 +81,7 @@ class RecipeOptions:
     temporal_resblock_condition: Optional[bool] = None
     temporal_resblock_scale_shift: Optional[bool] = None
     temporal_space_time_attention: Optional[bool] = None
+    temporal_positions: Optional[bool] = None
     resblock_kernel: Optional[tuple[int, ...]] = None
     temporal_conv_kernel: Optional[int] = None
     attention_head_dim: Optional[int] = None

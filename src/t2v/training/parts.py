@@ -145,12 +145,34 @@ def _unet(config: TrainConfig, pre: Optional[Path], in_channels: int, text_width
     if isinstance(unet, VideoUNet):
         if unet.recipe.name != get_recipe(recipe).name:
             raise T2VError(f"{pre}/unet was inflated with {unet.recipe.name!r}, not model.recipe {recipe!r}; start from its 2D folder or set model.recipe {unet.recipe.name}")
-        return unet
+        return with_recipe_options(unet, config.model.recipe_options, pre)
     return inflate(unet, recipe_with_options(recipe, config.model.recipe_options))
 
 
-def recipe_with_options(name: str, options: Optional[RecipeOptions]) -> Recipe:
-    """The named recipe with the set fields of `model.recipe_options` replaced."""
+def with_recipe_options(unet: VideoUNet, options: Optional[RecipeOptions], where: Optional[Path]) -> VideoUNet:
+    """A trained video U-Net with `model.recipe_options` applied on top of its own recipe: unchanged when
+    they change nothing; otherwise the same U-Net rebuilt with the new recipe and every trained weight
+    copied, so options that only add layers (new ones start as built, e.g. as the identity) continue a
+    trained model. Options that would drop or reshape trained weights are refused."""
+    new = recipe_with_options(unet.recipe, options)
+    if new == unet.recipe:
+        return unet
+    rebuilt = VideoUNet.from_config({**unet.config, "recipe_spec": new.to_dict()})
+    if rebuilt.dtype != unet.dtype:
+        rebuilt = rebuilt.to(unet.dtype)
+    old_state, new_state = unet.state_dict(), rebuilt.state_dict()
+    dropped = sorted(k for k in old_state if k not in new_state or new_state[k].shape != old_state[k].shape)
+    if dropped:
+        raise T2VError(
+            f"model.recipe_options would drop or reshape {len(dropped)} trained weights of {where}/unet (e.g. {dropped[0]}); "
+            "options may only add layers to a trained video U-Net: start from its 2D folder to change the others"
+        )
+    rebuilt.load_state_dict(old_state, strict=False)
+    return rebuilt
+
+
+def recipe_with_options(name: "str | Recipe", options: Optional[RecipeOptions]) -> Recipe:
+    """The named recipe (or `name` itself, a Recipe) with the set fields of `model.recipe_options` replaced."""
     rec = get_recipe(name)
     if options is None:
         return rec
