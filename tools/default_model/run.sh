@@ -13,4 +13,12 @@ python $T/train_vae_dec.py 300 4                        # 1c. decoder only (late
 cp -r $DM/vae_dec $DM/vae_final
 OMP_NUM_THREADS=1 t2v train configs/default_model/2_image.yaml    # 2. text-to-image prior, frozen text encoder, 6000 steps
 OMP_NUM_THREADS=1 t2v train configs/default_model/3_video.yaml    # 3. temporal layers only, timestep shift 4, 2500 steps
-python tools/default_model/ship.py $DM/video/model src/t2v/assets/default_model 15 4 4
+OMP_NUM_THREADS=1 t2v train configs/default_model/4_positions.yaml  # 4. + (frame, row, column) positions, 1500 steps
+# 5-6. conditional-mean targets at t >= 975 (docs/default_model.md, session 6): red circles, then all
+#      held-in combinations, then mixed with ordinary clips (which brings colors back)
+#      (each writes a model folder at OUT; the bank of means is computed once, ~7 min, and copied on)
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/video_pos/model $DM/mean_rc --steps 250 --only red,circle
+mkdir -p $DM/mean_all $DM/mean_mixed && cp $DM/mean_rc/mean_bank_48.pt $DM/mean_all/ && cp $DM/mean_rc/mean_bank_48.pt $DM/mean_mixed/
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mean_rc $DM/mean_all --steps 500
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mean_all $DM/mean_mixed --steps 500 --clips 2 --mean-samples 2
+python tools/default_model/ship.py $DM/mean_mixed src/t2v/assets/default_model 15 4 4
