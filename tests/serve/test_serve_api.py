@@ -219,14 +219,16 @@ def test_generate_job_writes_the_video_and_its_settings(served, model, tmp_path)
     settings = json.loads((results / rid / "video.json").read_text())
     assert {k: settings[k] for k in body} == body and settings["scheduler"] == "dpm++"
     # The same settings through the pipeline directly give the same video up to H.264's loss (the
-    # encoder's bytes vary between calls in one process, so frames are compared): mean 1.2 levels
-    # measured, where the next seed's video is 13 levels away.
+    # encoder's bytes vary between calls in one process, so frames are compared), and farther from the
+    # next seed's video: that one draws the same red circle moving right (the default model follows the
+    # prompt since session 6), so it is only a few levels away on average (6.5 measured).
     pipe = model.pipeline()
     kw = dict(num_frames=5, num_inference_steps=3, guidance_scale=4.0, fps=8.0, progress=False)
     same = to_uint8_frames(pipe(["a red circle moving right"], seed=7, **kw)[0]).int()
     other = to_uint8_frames(pipe(["a red circle moving right"], seed=8, **kw)[0]).int()
-    assert (frames.int() - same).abs().float().mean() < 2.5
-    assert (frames.int() - other).abs().float().mean() > 8
+    to_same, to_other = ((frames.int() - v).abs().float().mean().item() for v in (same, other))
+    print(f"served video vs the pipeline's: same seed {to_same:.2f} levels, next seed {to_other:.2f}")
+    assert to_same < 2.5 and to_other > 3 * to_same
     # Listed with its settings; served inline, and as an attachment for the download link.
     listed = {x["id"]: x for x in client.get("/api/results").json()}
     assert listed[rid]["main"] == "video.mp4" and listed[rid]["videos"][0]["seed"] == 7
