@@ -8,12 +8,14 @@ Every layer takes and returns video tensors (B, C, F, H, W) and starts as the id
 - `ClipTextAttnProcessor`: text cross-attention with keys/values once per clip, not per frame;
 - `AlphaMerge`: Video LDM's `alpha * spatial + (1 - alpha) * temporal`;
 - `TemporalResBlock`: Video LDM's 3D-conv residual block (last conv zero);
-- `ClipCondition`: timestep embedding + attention-pooled text, the temporal resblocks' condition.
+- `ClipCondition`: timestep embedding + attention-pooled text, the temporal resblocks' condition;
+- `ClipPositions`: a learned embedding of each token's (frame, row, column), zero at init.
 """
 
 from t2v.layers.clip_condition import ClipCondition
 from t2v.layers.clip_text_attention import ClipTextAttnProcessor
 from t2v.layers.merge import AlphaMerge
+from t2v.layers.positions import ClipPositions
 from t2v.layers.resblock3d import TemporalResBlock
 from t2v.layers.space_time_attention import SpaceTimeAttention
 from t2v.layers.sparse_causal import SparseCausalAttnProcessor, gather_sparse_causal
@@ -23,6 +25,7 @@ from t2v.layers.temporal_conv import TemporalConv, conv_over_frames
 __all__ = [
     "AlphaMerge",
     "ClipCondition",
+    "ClipPositions",
     "ClipTextAttnProcessor",
     "RelativePositionBias",
     "SpaceTimeAttention",
