@@ -19,6 +19,7 @@ from t2v.pipelines.cascade import (
     load_temporal_decoder,
     upsample,
     upscale,
+    window_starts,
 )
 from t2v.pipelines.text_to_video import seeded_generators
 
@@ -69,6 +70,64 @@ def test_batch_equals_single_calls(stage_dirs):
     both = interpolate(stage, keys, 2, steps=2, seed=5)
     second = interpolate(stage, keys[1:], 2, steps=2, seed=6)
     torch.testing.assert_close(both[1:], second, rtol=0, atol=1e-5)
+
+
+def test_window_starts_tile_the_clip_from_keyframe_to_keyframe():
+    assert window_starts(13, 5, 4) == [0, 4, 8]  # 4 keyframes at 4x: one gap per window
+    assert window_starts(29, 5, 2) == [0, 4, 8, 12, 16, 20, 24]  # 15 keyframes at 2x: two gaps per window
+    assert window_starts(15, 5, 2) == [0, 4, 8, 10]  # the last window moved back to end on frame 14
+    assert window_starts(3, 5, 2) == [0]  # a clip shorter than the window is one window
+    assert window_starts(29, 29, 4) == [0]
+    with pytest.raises(T2VError, match="does not hold whole gaps"):
+        window_starts(13, 4, 4)
+
+
+def _windowed(stage_dirs, window):
+    stage = CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate")
+    stage.defaults["window"] = window
+    return stage
+
+
+def test_windowed_interpolation_runs_the_network_on_each_window(stage_dirs):
+    stage = _windowed(stage_dirs, 5)
+    keys = torch.rand(2, 3, 4, 16, 16) * 2 - 1  # 4 keyframes -> 13 frames at 4x: windows 0-4, 4-8, 8-12
+    seen, handle = _capture(stage.unet)
+    out = interpolate(stage, keys, 4, steps=2, seed=1)
+    handle.remove()
+    assert out.shape == (2, 3, 13, 16, 16)
+    torch.testing.assert_close(out[:, :, ::4], keys, rtol=0, atol=0)
+    for kwargs in seen:  # 3 windows x 2 clips, 5 frames each, the two end keyframes known
+        cond = kwargs["condition"]
+        assert cond.shape == (6, 4, 5, 16, 16)
+        assert torch.equal(cond[:, 3, :, 0, 0], torch.tensor([1.0, 0, 0, 0, 1]).expand(6, 5))
+        for j in range(3):
+            torch.testing.assert_close(cond[2 * j:2 * j + 2, :3, 0], keys[:, :, j], rtol=0, atol=0)
+            torch.testing.assert_close(cond[2 * j:2 * j + 2, :3, 4], keys[:, :, j + 1], rtol=0, atol=0)
+    # A frame depends only on the keyframes of its own window: changing the last keyframe leaves
+    # frames 0-7 exactly as they were (the whole-clip network's receptive field reaches them).
+    keys2 = keys.clone()
+    keys2[:, :, 3] = -keys2[:, :, 3]
+    out2 = interpolate(stage, keys2, 4, steps=2, seed=1)
+    torch.testing.assert_close(out2[:, :, :8], out[:, :, :8], rtol=0, atol=0)
+    assert (out2[:, :, 9:12] - out[:, :, 9:12]).abs().max() > 1e-4
+    whole = interpolate(_windowed(stage_dirs, None), keys2, 4, steps=2, seed=1)
+    assert (whole[:, :, 1:4] - out[:, :, 1:4]).abs().max() > 1e-6  # the whole clip in one piece differs
+
+
+def test_windowed_interpolation_is_per_seed_and_batch_free(stage_dirs):
+    stage = _windowed(stage_dirs, 5)
+    keys = torch.rand(2, 3, 3, 16, 16) * 2 - 1  # 2x: 5 frames = one window; 4x: 9 frames = two
+    for factor in (2, 4):
+        both = interpolate(stage, keys, factor, steps=2, seed=5)
+        torch.testing.assert_close(interpolate(stage, keys, factor, steps=2, seed=5), both, rtol=0, atol=0)
+        torch.testing.assert_close(interpolate(stage, keys[1:], factor, steps=2, seed=6), both[1:], rtol=0, atol=1e-5)
+    # A clip of exactly one window is the whole clip: the same result with or without windows.
+    one = keys[:, :, :2]
+    torch.testing.assert_close(interpolate(stage, one, 4, steps=2, seed=2),
+                               interpolate(_windowed(stage_dirs, None), one, 4, steps=2, seed=2), rtol=0, atol=0)
+    # A stochastic sampler draws its noise per (clip, window): still the same video per seed.
+    a = interpolate(stage, keys, 4, steps=3, sampler="ddpm", seed=7)
+    torch.testing.assert_close(interpolate(stage, keys, 4, steps=3, sampler="ddpm", seed=7), a, rtol=0, atol=0)
 
 
 def test_upscale_condition_is_the_augmented_upsampled_clip(stage_dirs):

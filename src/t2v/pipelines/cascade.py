@@ -51,7 +51,8 @@ STAGE_CLASS = "CascadeStage"
 FACTORS = (2, 4)
 # Sampling defaults of a stage folder without its own (model_index.json "t2v_cascade").
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "interpolate": {"steps": 20, "sampler": "ddim", "factor": 4},
+    # window: the frames the network sees at once (its training window; None: the whole clip).
+    "interpolate": {"steps": 20, "sampler": "ddim", "factor": 4, "window": None},
     "upscale": {"steps": 20, "sampler": "ddim", "noise_level": 0.1, "scale": 2},
 }
 
@@ -252,17 +253,37 @@ def load_temporal_decoder(folder: Union[str, Path, None] = None, device: Union[s
 # sampling each stage
 # ------------------------------------------------------------------------------------------------
 def _sample(stage: CascadeStage, shape: tuple[int, ...], cond: dict[str, Tensor], steps: int, sampler: str,
-            seed: int, progress: bool) -> Tensor:
+            seed: int, progress: bool, generators: Optional[list[torch.Generator]] = None,
+            noise: Optional[Tensor] = None) -> Tensor:
+    """Sample one batch; item i draws its initial noise (unless `noise` is given) and any sampler
+    noise from `generators[i]` (default: seeded `seed + i`)."""
     unet = stage.unet
 
     def model_fn(x: Tensor, t: Tensor, **c: Any) -> Tensor:
         return unet(x.to(unet.dtype), t, **c).to(x.dtype)
 
-    generators = seeded_generators(seed, shape[0])
-    noise = torch.cat([torch.randn(shape[1:], generator=g)[None] for g in generators]).to(stage.device)
+    generators = seeded_generators(seed, shape[0]) if generators is None else generators
+    if noise is None:
+        noise = torch.cat([torch.randn(shape[1:], generator=g)[None] for g in generators])
     return sample(model_fn, make_scheduler(sampler, stage.scheduler_config), shape=shape, cond=cond,
                   num_inference_steps=steps, generator=generators if len(generators) > 1 else generators[0],
-                  latents=noise, progress=progress, device=stage.device)
+                  latents=noise.to(stage.device), progress=progress, device=stage.device)
+
+
+def window_starts(num_frames: int, window: int, factor: int) -> list[int]:
+    """Where the interpolation windows of `window` frames start in a clip of `num_frames` frames whose
+    known frames are 0, k, 2k, ...: each window begins and ends on a known frame and starts where the
+    previous one ended (they share that keyframe); the last one is moved back to end on the last frame
+    (it then overlaps its neighbour). One window of the whole clip when the clip is not longer."""
+    if window < 2 or (window - 1) % factor:
+        raise T2VError(f"an interpolation window of {window} frames does not hold whole gaps of {factor} frames; "
+                       f"the stage's t2v_cascade.window must be 1 + a multiple of the factor")
+    if num_frames <= window:
+        return [0]
+    starts = list(range(0, num_frames - window + 1, window - 1))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return starts
 
 
 def _check_video(video: Tensor, what: str) -> None:
@@ -285,11 +306,29 @@ def interpolate(stage: CascadeStage, keyframes: Tensor, factor: Optional[int] = 
     if keyframes.shape[2] < 2:
         raise T2VError(f"interpolation needs at least 2 frames; got {keyframes.shape[2]}")
     clip, known = place_keyframes(keyframes.to(stage.device, torch.float32), factor)  # (B, 3, F, H, W), (F,)
-    cond = {"condition": interpolation_condition(clip, known)}  # (B, 4, F, H, W)
-    out = _sample(stage, tuple(clip.shape), cond, int(steps or stage.defaults["steps"]),
-                  sampler or stage.defaults["sampler"], seed, progress)
+    b, c, f, h, w = clip.shape
+    window = int(stage.defaults.get("window") or f)
+    starts = window_starts(f, min(window, f), factor)
+    span = min(window, f)
+    # The network sees windows of the length it was trained on (the keyframes at both ends of each),
+    # batched over clips and windows: a convolution in time trained on 5-frame windows met zero padding
+    # at their ends, never the further keyframes a whole clip puts there. The noise is drawn for the
+    # whole clip from generator `seed + i` and cut into windows, so clip i's result does not depend on
+    # the batch; a stochastic sampler's own noise comes from a generator per (clip, window).
+    generators = seeded_generators(seed, b)
+    noise = torch.cat([torch.randn((c, f, h, w), generator=g)[None] for g in generators])  # (B, 3, F, H, W)
+    cut = lambda x: torch.cat([x[:, :, s0:s0 + span] for s0 in starts])  # noqa: E731  (W*B, ., span, H, W), window-major
+    wgen = [torch.Generator("cpu").manual_seed((seed + i) * 1_000_003 + j) for j in range(len(starts)) for i in range(b)]
+    wclip = cut(clip)
+    wknown = known[:span]  # every window starts on a keyframe, so all share the first window's mask
+    cond = {"condition": interpolation_condition(wclip, wknown)}  # (W*B, 4, span, H, W)
+    wout = _sample(stage, tuple(wclip.shape), cond, int(steps or stage.defaults["steps"]),
+                   sampler or stage.defaults["sampler"], seed, progress, generators=wgen, noise=cut(noise))
     if stage.unet.config.get("residual", False):  # the sample is the (scaled) residual over blending
-        out = out / stage.unet.config.get("residual_scale", 1.0) + reference("interpolate", clip, known)
+        wout = wout / stage.unet.config.get("residual_scale", 1.0) + reference("interpolate", wclip, wknown)
+    out = clip.new_zeros(b, c, f, h, w)
+    for j, s0 in enumerate(starts):  # a later window overwrites the frames it shares with the one before
+        out[:, :, s0:s0 + span] = wout[j * b:(j + 1) * b]
     out = out.clamp(-1, 1)
     out[:, :, known] = clip[:, :, known]  # the keyframes stay exactly as given
     return out
