@@ -11,7 +11,8 @@ from cascade_helpers import tiny_vae
 from t2v.data.shapes_windows import ShapesWindows
 from t2v.errors import T2VError
 from t2v.metrics.reconstruction import centroid_track
-from t2v.training.cascade import diffusion_inputs
+from t2v.metrics.reconstruction import ssim_loss
+from t2v.training.cascade import clip_estimate, diffusion_inputs
 from t2v.training.config import config_from_dict
 
 TINY_NET = {"block_out_channels": [8, 16], "norm_num_groups": 4}
@@ -64,7 +65,7 @@ def test_upscale_batches_crop_target_and_condition_alike(tmp_path):
 
     batch = {"video": video, "video_hi": upsample(video, 2)}  # a target equal to the upsampled clip
     abar = torch.linspace(0.99, 0.01, 1000)
-    x0, cond = diffusion_inputs(c, batch, abar, torch.Generator().manual_seed(0), torch.device("cpu"))
+    x0, cond, _ = diffusion_inputs(c, batch, abar, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert x0.shape == (2, 3, 2, 8, 8)
     torch.testing.assert_close(cond["condition"], x0, rtol=0, atol=0)  # same crop; level 0: no noise
     assert torch.equal(cond["noise_level"], torch.zeros(2))
@@ -72,8 +73,30 @@ def test_upscale_batches_crop_target_and_condition_alike(tmp_path):
     r = config_from_dict(tiny_config("upscale", tmp_path, data={"num_frames": 2},
                                      cascade={"crop": 8, "max_noise_level": 0.0, "residual_scale": 8.0}))
     hi = batch["video_hi"] + 0.01
-    x0, cond = diffusion_inputs(r, {"video": video, "video_hi": hi}, abar, torch.Generator().manual_seed(0), torch.device("cpu"))
+    x0, cond, ref = diffusion_inputs(r, {"video": video, "video_hi": hi}, abar, torch.Generator().manual_seed(0), torch.device("cpu"))
     torch.testing.assert_close(x0, torch.full_like(x0, 0.08), rtol=0, atol=1e-5)
+    torch.testing.assert_close(ref, cond["condition"], rtol=0, atol=0)  # the clean upsampled crop (level 0)
+    torch.testing.assert_close(clip_estimate(x0, ref, 8.0), ref + 0.01, rtol=0, atol=1e-6)  # the true crop back
+
+
+def test_ssim_weight_adds_one_minus_ssim_of_the_clip_estimate(tmp_path):
+    from t2v.metrics.reconstruction import ssim
+    from t2v.training.loop import train
+
+    with pytest.raises(T2VError, match="prediction_type to sample"):
+        config_from_dict(tiny_config("upscale", tmp_path, cascade={"ssim_weight": 1.0}))
+    with pytest.raises(T2VError, match="ssim_weight must be >= 0"):
+        config_from_dict(tiny_config("upscale", tmp_path, cascade={"ssim_weight": -1.0}, diffusion={"prediction_type": "sample"}))
+    a, b = torch.rand(2, 3, 2, 16, 16) * 2 - 1, torch.rand(2, 3, 2, 16, 16) * 2 - 1
+    assert abs(float(ssim_loss(a, b)) - (1 - ssim(a, b))) < 1e-6 and float(ssim_loss(a, a)) < 1e-6
+    runs = {}
+    for w in (0.0, 2.0):
+        cfg = tiny_config("upscale", tmp_path / f"w{w}", max_steps=1, data={"num_frames": 2},
+                          cascade={"crop": 16, "ssim_weight": w}, diffusion={"prediction_type": "sample"})
+        runs[w] = train(config_from_dict(cfg)).losses[0]
+    # Same batch, noise and weights at step 1: the difference is 2 x (1 - SSIM) of the untrained
+    # network's clip estimate, which is far from the target.
+    assert 0.05 < runs[2.0] - runs[0.0] < 2.0, runs
 
 
 def test_interpolate_batches_mask_a_drawn_factor(tmp_path):
@@ -83,7 +106,7 @@ def test_interpolate_batches_mask_a_drawn_factor(tmp_path):
     g = torch.Generator().manual_seed(0)
     masks = set()
     for _ in range(12):
-        x0, cond = diffusion_inputs(c, {"video": video}, torch.ones(10), g, torch.device("cpu"))
+        x0, cond, _ = diffusion_inputs(c, {"video": video}, torch.ones(10), g, torch.device("cpu"))
         assert torch.equal(x0, video)
         known = cond["condition"][0, 3, :, 0, 0]
         masks.add(tuple(known.tolist()))
@@ -99,6 +122,7 @@ def test_tiny_runs_write_loadable_stages(tmp_path):
     r = train(config_from_dict(tiny_config("interpolate", tmp_path / "i")))
     assert r.step == 3 and len(r.losses) == 3 and all(np.isfinite(r.losses))
     stage = CascadeStage.from_pretrained(r.output, "interpolate")
+    assert stage.defaults["window"] == 5  # the training window: what `interpolate` feeds the network at once
     assert interpolate(stage, torch.zeros(1, 3, 2, 16, 16), 4, steps=1).shape == (1, 3, 5, 16, 16)
 
     r = train(config_from_dict(tiny_config("upscale", tmp_path / "u", data={"num_frames": 2}, cascade={"crop": 16})))

@@ -196,3 +196,25 @@ def test_residual_stages_add_their_reference(tmp_path):
     a, b = upscale(plain, video, steps=2), upscale(res, video, steps=2)
     ok = a.abs() < 0.999
     torch.testing.assert_close(b[ok], (a + upsample(video, 2)).clamp(-1, 1)[ok], rtol=0, atol=1e-5)
+
+
+def test_warm_start_widens_temporal_kernels_without_changing_the_output():
+    from cascade_helpers import TINY
+
+    from t2v.models.cascade_unet import CascadeUNet, warm_start
+
+    trained = tiny_unet("interpolate")  # temporal kernels (3, 1, 1), every weight random
+    wide = CascadeUNet(task="interpolate", **{**TINY, "resblock_kernel": (3, 3, 3)}).eval()
+    widened = warm_start(wide, trained)
+    assert widened and all(name.endswith("weight") for name in widened)
+    x, cond = torch.randn(2, 3, 5, 16, 16), torch.randn(2, 4, 5, 16, 16)
+    t = torch.tensor([999, 10])
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x, t, cond), trained(x, t, cond), rtol=0, atol=1e-5)
+    w = wide.state_dict()[widened[0]]  # trained taps at the centre, zeros around
+    torch.testing.assert_close(w[:, :, :, 1, 1], trained.state_dict()[widened[0]][:, :, :, 0, 0], rtol=0, atol=0)
+    assert w[:, :, :, 0].abs().sum() == 0 and w[:, :, :, :, 2].abs().sum() == 0
+    with pytest.raises(T2VError, match="norm_num_groups"):
+        warm_start(CascadeUNet(task="interpolate", **{**TINY, "norm_num_groups": 2}), trained)
+    with pytest.raises(T2VError, match="only a temporal kernel may grow"):
+        warm_start(tiny_unet("interpolate"), CascadeUNet(task="interpolate", **{**TINY, "resblock_kernel": (3, 3, 3)}))

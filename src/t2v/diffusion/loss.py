@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from diffusers import DDPMScheduler
@@ -73,12 +73,14 @@ def sample_timesteps(
 @dataclass(frozen=True)
 class DiffusionLoss:
     """loss: () the weighted mean to backpropagate; per_sample: (B,) unweighted MSE of each sample;
-    weights: (B,) the min-SNR weights (ones without them); timesteps: (B,) the t drawn."""
+    weights: (B,) the min-SNR weights (ones without them); timesteps: (B,) the t drawn;
+    prediction: the model's output (for losses on it beside the MSE)."""
 
     loss: Tensor
     per_sample: Tensor
     weights: Tensor
     timesteps: Tensor
+    prediction: Optional[Tensor] = None
 
 
 def signal_to_noise(scheduler: DDPMScheduler, timesteps: Tensor) -> Tensor:
@@ -158,5 +160,5 @@ def diffusion_loss(
     else:
         weights = min_snr_weights(signal_to_noise(scheduler, timesteps), snr_gamma, prediction_type)
     return DiffusionLoss(
-        loss=(weights * per_sample).mean(), per_sample=per_sample, weights=weights, timesteps=timesteps
+        loss=(weights * per_sample).mean(), per_sample=per_sample, weights=weights, timesteps=timesteps, prediction=pred
     )

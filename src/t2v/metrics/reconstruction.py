@@ -50,21 +50,36 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     return g[:, None] * g[None, :]
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> float:
-    """Mean SSIM (Wang et al. 2004) over frames and channels of two clips in [-1, 1]."""
-    _check(a, b)
-    x = _unit(a).double().movedim(-3, 1).reshape(-1, 1, *a.shape[-2:])  # (N, 1, H, W): every frame and channel
-    y = _unit(b).double().movedim(-3, 1).reshape(-1, 1, *b.shape[-2:])
+def ssim_map(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """SSIM at every valid window position of frames x, y (N, 1, H, W) on [0, 1] -> (N, 1, H-k+1, W-k+1).
+    Differentiable (no clamping): `ssim` scores with it and `ssim_loss` trains with it."""
     if min(x.shape[-2:]) < window:
         raise ValueError(f"frames of {tuple(x.shape[-2:])} are smaller than the {window}x{window} SSIM window")
-    w = gaussian_window(window, sigma)[None, None]  # (1, 1, k, k)
+    w = gaussian_window(window, sigma)[None, None].to(x.device, x.dtype)  # (1, 1, k, k)
     c1, c2 = 0.01**2, 0.03**2
     mx, my = F.conv2d(x, w), F.conv2d(y, w)
     sxx = F.conv2d(x * x, w) - mx**2
     syy = F.conv2d(y * y, w) - my**2
     sxy = F.conv2d(x * y, w) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
-    return float(s.mean())
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+
+
+def _frames(a: Tensor) -> Tensor:
+    """(..., C, F, H, W) -> (N, 1, H, W): every frame and channel."""
+    return a.movedim(-3, 1).reshape(-1, 1, *a.shape[-2:])
+
+
+def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> float:
+    """Mean SSIM (Wang et al. 2004) over frames and channels of two clips in [-1, 1]."""
+    _check(a, b)
+    return float(ssim_map(_frames(_unit(a).double()), _frames(_unit(b).double()), window, sigma).mean())
+
+
+def ssim_loss(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """1 - mean SSIM of clips in [-1, 1] (compared on [0, 1], not clamped), as a differentiable float32 loss."""
+    _check(a, b)
+    x, y = _frames((a.float() + 1) / 2), _frames((b.float() + 1) / 2)
+    return 1 - ssim_map(x, y, window, sigma).mean()
 
 
 def flicker(recon: Tensor, true: Tensor) -> float:

@@ -167,3 +167,35 @@ class CascadeUNet(ModelMixin, ConfigMixin):
         null_text = sample.new_zeros(b, 1, NULL_TEXT_WIDTH)  # (B, 1, D): no cross-attention reads it
         with self._level(noise_level, b, f, sample.device):
             return self.video(x, timestep, null_text)  # (B, C, F, H, W)
+
+
+def warm_start(net: CascadeUNet, trained: CascadeUNet) -> list[str]:
+    """Copy a trained stage's weights into `net` (same task and layout); returns the names of the 3D
+    kernels that were widened.
+
+    `net` may have larger (odd) temporal-resblock kernels than `trained`, e.g. (3, 3, 3) where the
+    trained stage had (3, 1, 1): the trained taps go to the centre of the new kernel and the rest is
+    zero, so with 'same' padding `net` computes exactly what `trained` did, and fine-tuning starts
+    from it (the way inflation starts a video model from an image model). Any other difference is a
+    one-line T2VError naming it."""
+    for key in ("task", "channels", "block_out_channels", "layers_per_block", "norm_num_groups", "level_embedding",
+                "residual", "residual_scale"):
+        a, b = net.config.get(key), trained.config.get(key)
+        if (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
+            raise T2VError(f"model.pretrained is a stage with {key} = {b}, but the config asks for {a}; "
+                           f"set cascade.{key} to {b} (only resblock_kernel may grow)")
+    state, widened = trained.state_dict(), []
+    own = net.state_dict()
+    for name, value in own.items():
+        src = state[name]
+        if src.shape != value.shape:
+            grow = [n - o for n, o in zip(value.shape[2:], src.shape[2:])]
+            if value.ndim != 5 or value.shape[:2] != src.shape[:2] or any(g < 0 or g % 2 for g in grow):
+                raise T2VError(f"{name} has shape {tuple(src.shape)} in model.pretrained and {tuple(value.shape)} here; "
+                               "only a temporal kernel may grow, by an even number of taps per axis")
+            centred = torch.zeros_like(value)
+            centred[(slice(None), slice(None), *(slice(g // 2, g // 2 + o) for g, o in zip(grow, src.shape[2:])))] = src
+            src, _ = centred, widened.append(name)
+        own[name] = src.to(value.dtype)
+    net.load_state_dict(own)
+    return widened

@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from t2v.diffusion.loss import diffusion_loss
 from t2v.errors import T2VError
+from t2v.metrics.reconstruction import ssim_loss
 from t2v.pipelines.cascade import (
     augment_condition,
     interpolation_condition,
@@ -94,10 +95,16 @@ def build_stage_model(config: TrainConfig) -> Any:
     from t2v.models.cascade_unet import CascadeUNet
 
     size = config.data.height * (k.scale if config.stage == "upscale" else 1)
-    return CascadeUNet(task=config.stage, channels=3, sample_size=size, block_out_channels=k.block_out_channels,
-                       layers_per_block=k.layers_per_block, norm_num_groups=k.norm_num_groups,
-                       resblock_kernel=k.resblock_kernel, level_embedding=config.stage == "upscale",
-                       residual=k.residual, residual_scale=k.residual_scale)
+    net = CascadeUNet(task=config.stage, channels=3, sample_size=size, block_out_channels=k.block_out_channels,
+                      layers_per_block=k.layers_per_block, norm_num_groups=k.norm_num_groups,
+                      resblock_kernel=k.resblock_kernel, level_embedding=config.stage == "upscale",
+                      residual=k.residual, residual_scale=k.residual_scale)
+    if config.model.pretrained is not None:  # fine-tune a trained stage (its temporal kernels may grow)
+        from t2v.models.cascade_unet import warm_start
+        from t2v.pipelines.cascade import CascadeStage
+
+        warm_start(net, CascadeStage.from_pretrained(config.model.pretrained, config.stage).unet)
+    return net
 
 
 def build_stage_dataset(config: TrainConfig) -> tuple[Any, Any]:
@@ -130,15 +137,18 @@ def random_crops(videos: list[torch.Tensor], side: int, scale: int, generator: t
 
 
 def diffusion_inputs(config: TrainConfig, batch: dict, alphas_cumprod: torch.Tensor, generator: torch.Generator,
-                     device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(x0, conditioning kwargs of CascadeUNet) of one batch of the interpolate / upscale stage."""
+                     device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    """(x0, conditioning kwargs of CascadeUNet, reference) of one batch of the interpolate / upscale stage.
+    With residual targets, x0 = residual_scale * (clip - reference) and the reference (B, 3, F, H, W)
+    is returned (clip = reference + x0 / residual_scale); without them, reference is None."""
     k = config.cascade
     video = batch["video"].to(device)  # (B, 3, F, H, W)
     if config.stage == "interpolate":
         factor = k.factors[int(torch.randint(len(k.factors), (1,), generator=generator))]
         known = keyframe_mask(video.shape[2], factor, device)  # (F,)
-        target = (video - reference("interpolate", video, known)) * k.residual_scale if k.residual else video
-        return target, {"condition": interpolation_condition(video, known)}  # (B, 4, F, H, W)
+        ref = reference("interpolate", video, known) if k.residual else None
+        target = (video - ref) * k.residual_scale if k.residual else video
+        return target, {"condition": interpolation_condition(video, known)}, ref  # (B, 4, F, H, W)
     hi = batch["video_hi"].to(device)  # (B, 3, F, sH, sW)
     up = upsample(video, k.scale)  # (B, 3, F, sH, sW)
     if k.crop is not None:
@@ -149,7 +159,12 @@ def diffusion_inputs(config: TrainConfig, batch: dict, alphas_cumprod: torch.Ten
     level = torch.rand(b, generator=generator) * k.max_noise_level  # (B,)
     noise = torch.randn(up.shape, generator=generator).to(device)
     cond = augment_condition(alphas_cumprod, up, level, noise)
-    return hi, {"condition": cond, "noise_level": level.to(device)}
+    return hi, {"condition": cond, "noise_level": level.to(device)}, up if k.residual else None
+
+
+def clip_estimate(x: torch.Tensor, ref: Optional[torch.Tensor], residual_scale: float) -> torch.Tensor:
+    """The clip a stage's x0 (or x0 prediction) stands for: reference + x / scale, or x itself."""
+    return x if ref is None else ref + x / residual_scale
 
 
 def stage_timesteps(b: int, num_train_timesteps: int, high_noise_fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -297,11 +312,15 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                             disc.requires_grad_(False)
                             loss = loss - k.adversarial_weight * disc(recon).mean()  # generator hinge loss
                     else:
-                        x0, cond = diffusion_inputs(c, batch, abar, generator, device)
+                        x0, cond, ref = diffusion_inputs(c, batch, abar, generator, device)
                         t = stage_timesteps(x0.shape[0], noise_scheduler.config.num_train_timesteps,
                                             k.high_noise_fraction, generator).to(device)
-                        loss = diffusion_loss(model, noise_scheduler, x0, cond, snr_gamma=c.diffusion.snr_gamma,
-                                              generator=generator, timesteps=t).loss
+                        dl = diffusion_loss(model, noise_scheduler, x0, cond, snr_gamma=c.diffusion.snr_gamma,
+                                            generator=generator, timesteps=t)
+                        loss = dl.loss
+                        if k.ssim_weight > 0:  # SSIM of the clip the x0 prediction stands for (config: prediction_type sample)
+                            loss = loss + k.ssim_weight * ssim_loss(clip_estimate(dl.prediction, ref, k.residual_scale),
+                                                                    clip_estimate(x0, ref, k.residual_scale))
                     if step + 1 == nan_at:
                         loss = loss * float("nan")
                     mean_loss = accelerator.reduce(loss.detach(), "mean")
@@ -360,7 +379,9 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                 if decoder_stage:
                     net.save_pretrained(output, safe_serialization=True)
                 else:
-                    save_stage(output, net, schedule)
+                    # An interpolation stage samples windows of the length it trained on (pipelines.cascade.interpolate).
+                    defaults = {"window": c.data.num_frames} if c.stage == "interpolate" else None
+                    save_stage(output, net, schedule, defaults)
             log.info("wrote %s", output)
         if writer is not None:
             writer.close()

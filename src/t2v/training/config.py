@@ -233,6 +233,11 @@ class CascadeConfig:
       is always frozen. adversarial_weight / adversarial_start: weight of the video discriminator's
       hinge loss for the decoder and the step it starts at; disc_channels, disc_lr: the discriminator.
     temporal_weight: weight of an L1 loss on frame differences (recon[t+1] - recon[t] vs the clip's).
+    ssim_weight: interpolate / upscale: weight of 1 - SSIM (`metrics.reconstruction.ssim_loss`) between
+      the clip the network's x0 prediction stands for (reference + prediction / residual_scale) and the
+      true clip, added to the diffusion MSE; needs diffusion.prediction_type sample. MSE alone trains
+      for PSNR, and SSIM weighs errors on dark flat regions far more (Zhao et al. 2017 train image
+      restoration with such a term).
     """
 
     block_out_channels: tuple[int, ...] = (16, 32, 64)
@@ -254,6 +259,7 @@ class CascadeConfig:
     disc_channels: int = 32
     disc_lr: float = 2e-4
     temporal_weight: float = 0.0
+    ssim_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -334,6 +340,10 @@ def _check_cascade(c: TrainConfig, need: Any) -> None:
     need(len(k.clip_frames) == 2 and c.data.num_frames <= k.clip_frames[0] <= k.clip_frames[1],
          f"cascade.clip_frames must be [min, max] with data.num_frames <= min <= max; got {list(k.clip_frames)} and {c.data.num_frames} frames")
     need(0.0 <= k.high_noise_fraction <= 1.0, f"cascade.high_noise_fraction must be in [0, 1]; got {k.high_noise_fraction}")
+    need(k.ssim_weight >= 0, f"cascade.ssim_weight must be >= 0; got {k.ssim_weight}")
+    need(k.ssim_weight == 0 or c.stage == "vae-decoder" or c.diffusion.prediction_type == "sample",
+         "cascade.ssim_weight scores the network's x0 prediction: set diffusion.prediction_type to sample")
+    need(k.ssim_weight == 0 or c.stage != "vae-decoder", "cascade.ssim_weight is for the interpolate and upscale stages")
     if c.stage == "interpolate":
         need(bool(k.factors) and all(f in (2, 4) for f in k.factors), f"cascade.factors must be 2 and/or 4; got {list(k.factors)}")
         for f in k.factors:
