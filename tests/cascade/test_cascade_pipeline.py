@@ -154,6 +154,33 @@ def test_upscale_condition_is_the_augmented_upsampled_clip(stage_dirs):
         upscale(CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate"), video)
 
 
+def test_windowed_upscale_runs_the_network_on_consecutive_windows(stage_dirs):
+    stage = CascadeStage.from_pretrained(stage_dirs / "upscale", "upscale")
+    stage.defaults["window"] = 3
+    video = torch.rand(2, 3, 8, 8, 8) * 2 - 1  # 8 frames, windows of 3: frames 0-2, 3-5 and 5-7 (moved back)
+    seen, handle = _capture(stage.unet)
+    out = upscale(stage, video, noise_level=0.0, steps=2, seed=3)
+    handle.remove()
+    assert out.shape == (2, 3, 8, 16, 16)
+    up = upsample(video, 2)
+    for kwargs in seen:  # 3 windows x 2 clips, window-major
+        assert kwargs["condition"].shape == (6, 3, 3, 16, 16)
+        for j, s0 in enumerate((0, 3, 5)):
+            torch.testing.assert_close(kwargs["condition"][2 * j:2 * j + 2], up[:, :, s0:s0 + 3], rtol=0, atol=0)
+        torch.testing.assert_close(kwargs["noise_level"], torch.zeros(6), rtol=0, atol=0)
+    # A frame depends only on its own window: changing frame 7 leaves frames 0-4 exactly as they were.
+    video2 = video.clone()
+    video2[:, :, 7] = -video2[:, :, 7]
+    out2 = upscale(stage, video2, noise_level=0.0, steps=2, seed=3)
+    torch.testing.assert_close(out2[:, :, :5], out[:, :, :5], rtol=0, atol=0)
+    assert (out2[:, :, 7] - out[:, :, 7]).abs().max() > 1e-4
+    # Per seed and free of the batch, as without windows.
+    torch.testing.assert_close(upscale(stage, video[1:], noise_level=0.0, steps=2, seed=4), out[1:], rtol=0, atol=1e-5)
+    stage.defaults["window"] = None
+    whole = upscale(stage, video, noise_level=0.0, steps=2, seed=3)
+    assert (whole[:, :, :3] - out[:, :, :3]).abs().max() > 1e-6  # the whole clip in one piece differs
+
+
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_cascade(tmp_path_factory, stage_dirs):

@@ -28,11 +28,13 @@ from t2v.pipelines.cascade import (
 )
 
 CLIPS, SEED = 4, 9001
-# What the shipped stages reach on these 4 clips, less a margin (measured: interpolation +2.68 dB over
-# blending; super-resolution +1.11 dB PSNR and -0.005 SSIM against bicubic; temporal decoder +7.06 dB
-# and 56.6% less flicker than the per-frame decoder). The issue's targets they do not reach yet are
-# the strict xfails below.
+# What the shipped stages reach on these 4 clips, less a margin (measured: interpolation +3.29 dB over
+# blending at 4x and +3.02 dB at 2x, windows of the training length; super-resolution +1.26 dB PSNR and
+# -0.004 SSIM against bicubic; temporal decoder +7.06 dB and 56.6% less flicker than the per-frame
+# decoder). The issue's target they do not reach yet (SR SSIM) is the strict xfail below; 2x reaches
+# 3 dB on these 4 clips but not on benchmarks/cascade_eval.py's 16 (+2.77), so it is held at the floor.
 INTERP_MIN_GAIN_DB = 2.0
+INTERP_2X_MIN_GAIN_DB = 2.5
 SR_MIN_GAIN_DB = 0.4
 DECODER_MIN_PSNR_GAIN_DB = 5.0
 DECODER_MIN_FLICKER_REDUCTION = 0.45
@@ -70,9 +72,23 @@ def test_shipped_interpolation_beats_blending_and_keeps_the_track(clips29, inter
     assert torch.equal(again, out[1:2])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 open: the shipped interpolation beats blending by ~2.5 dB, not 3")
-def test_shipped_interpolation_reaches_the_issue_target(interpolated):
-    assert interpolated[-1] >= TARGET_INTERP_GAIN_DB
+def test_shipped_interpolation_reaches_the_issue_target_at_4x(interpolated):
+    assert interpolated[-1] >= TARGET_INTERP_GAIN_DB, interpolated[-1]
+
+
+def interpolation_gain(clips: torch.Tensor, factor: int) -> float:
+    """Mean PSNR gain (dB) of the shipped stage over linear blending on the made frames, keyframes every `factor`."""
+    keys = clips[:, :, ::factor]
+    out = interpolate(CascadeStage.from_pretrained(None, "interpolate"), keys, factor, seed=0)
+    clip, known = place_keyframes(keys, factor)
+    blended = blend_neighbours(clip, known)
+    return float(np.mean([psnr(out[i][:, ~known], clips[i][:, ~known]) - psnr(blended[i][:, ~known], clips[i][:, ~known])
+                          for i in range(len(clips))]))
+
+
+def test_shipped_interpolation_beats_blending_at_2x(clips29):
+    gain = interpolation_gain(clips29, 2)
+    assert gain >= INTERP_2X_MIN_GAIN_DB, gain
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +109,7 @@ def test_shipped_super_resolution_beats_bicubic_in_psnr(super_resolved):
     assert super_resolved[0] >= SR_MIN_GAIN_DB, super_resolved
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 open: SSIM stays ~0.005 below bicubic's")
+@pytest.mark.xfail(strict=True, reason="issue 9 open: SSIM stays ~0.004 below bicubic's")
 def test_shipped_super_resolution_beats_bicubic_in_ssim(super_resolved):
     assert super_resolved[1] > 0
 

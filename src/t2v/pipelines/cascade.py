@@ -53,7 +53,7 @@ FACTORS = (2, 4)
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     # window: the frames the network sees at once (its training window; None: the whole clip).
     "interpolate": {"steps": 20, "sampler": "ddim", "factor": 4, "window": None},
-    "upscale": {"steps": 20, "sampler": "ddim", "noise_level": 0.1, "scale": 2},
+    "upscale": {"steps": 20, "sampler": "ddim", "noise_level": 0.1, "scale": 2, "window": None},
 }
 
 
@@ -278,12 +278,43 @@ def window_starts(num_frames: int, window: int, factor: int) -> list[int]:
     if window < 2 or (window - 1) % factor:
         raise T2VError(f"an interpolation window of {window} frames does not hold whole gaps of {factor} frames; "
                        f"the stage's t2v_cascade.window must be 1 + a multiple of the factor")
+    return _tile(num_frames, window, window - 1)
+
+
+def _tile(num_frames: int, window: int, step: int) -> list[int]:
+    """Starts of windows of `window` frames every `step` frames, the last moved back to end on the last frame."""
     if num_frames <= window:
         return [0]
-    starts = list(range(0, num_frames - window + 1, window - 1))
+    starts = list(range(0, num_frames - window + 1, step))
     if starts[-1] + window < num_frames:
         starts.append(num_frames - window)
     return starts
+
+
+def _sample_windows(stage: CascadeStage, shape: tuple[int, ...], cond: dict[str, Tensor], starts: list[int], span: int,
+                    steps: int, sampler: str, seed: int, progress: bool) -> Tensor:
+    """Sample a (B, C, F, H, W) clip as windows of `span` frames starting at `starts`, batched over
+    clips and windows; a later window overwrites the frames it shares with the one before.
+
+    The network sees windows of the length it was trained on: a convolution in time trained on short
+    windows met zero padding at their ends, never the further frames a whole clip puts there. Clip
+    i's noise is drawn whole from generator `seed + i` and cut into windows, so its result does not
+    depend on the batch; a stochastic sampler's own noise comes from a generator per (clip, window).
+    Conditions of 5 dims (B, ., F, H, W) are cut like the clip, others (B, ...) repeated per window."""
+    b, c, f, h, w = shape
+    generators = seeded_generators(seed, b)
+    noise = torch.cat([torch.randn((c, f, h, w), generator=g)[None] for g in generators])  # (B, C, F, H, W)
+    if starts == [0] and span >= f:  # one window: the whole clip
+        return _sample(stage, shape, cond, steps, sampler, seed, progress, generators=generators, noise=noise)
+    cut = lambda x: torch.cat([x[:, :, s0:s0 + span] for s0 in starts])  # noqa: E731  window-major (W*B, ., span, H, W)
+    wcond = {k: cut(v) if v.ndim == 5 else v.repeat(len(starts), *([1] * (v.ndim - 1))) for k, v in cond.items()}
+    wgen = [torch.Generator("cpu").manual_seed((seed + i) * 1_000_003 + j) for j in range(len(starts)) for i in range(b)]
+    wout = _sample(stage, (len(starts) * b, c, span, h, w), wcond, steps, sampler, seed, progress,
+                   generators=wgen, noise=cut(noise))
+    out = wout.new_zeros(shape)
+    for j, s0 in enumerate(starts):
+        out[:, :, s0:s0 + span] = wout[j * b:(j + 1) * b]
+    return out
 
 
 def _check_video(video: Tensor, what: str) -> None:
@@ -306,29 +337,13 @@ def interpolate(stage: CascadeStage, keyframes: Tensor, factor: Optional[int] = 
     if keyframes.shape[2] < 2:
         raise T2VError(f"interpolation needs at least 2 frames; got {keyframes.shape[2]}")
     clip, known = place_keyframes(keyframes.to(stage.device, torch.float32), factor)  # (B, 3, F, H, W), (F,)
-    b, c, f, h, w = clip.shape
-    window = int(stage.defaults.get("window") or f)
-    starts = window_starts(f, min(window, f), factor)
-    span = min(window, f)
-    # The network sees windows of the length it was trained on (the keyframes at both ends of each),
-    # batched over clips and windows: a convolution in time trained on 5-frame windows met zero padding
-    # at their ends, never the further keyframes a whole clip puts there. The noise is drawn for the
-    # whole clip from generator `seed + i` and cut into windows, so clip i's result does not depend on
-    # the batch; a stochastic sampler's own noise comes from a generator per (clip, window).
-    generators = seeded_generators(seed, b)
-    noise = torch.cat([torch.randn((c, f, h, w), generator=g)[None] for g in generators])  # (B, 3, F, H, W)
-    cut = lambda x: torch.cat([x[:, :, s0:s0 + span] for s0 in starts])  # noqa: E731  (W*B, ., span, H, W), window-major
-    wgen = [torch.Generator("cpu").manual_seed((seed + i) * 1_000_003 + j) for j in range(len(starts)) for i in range(b)]
-    wclip = cut(clip)
-    wknown = known[:span]  # every window starts on a keyframe, so all share the first window's mask
-    cond = {"condition": interpolation_condition(wclip, wknown)}  # (W*B, 4, span, H, W)
-    wout = _sample(stage, tuple(wclip.shape), cond, int(steps or stage.defaults["steps"]),
-                   sampler or stage.defaults["sampler"], seed, progress, generators=wgen, noise=cut(noise))
+    f = clip.shape[2]
+    span = min(int(stage.defaults.get("window") or f), f)
+    cond = {"condition": interpolation_condition(clip, known)}  # (B, 4, F, H, W); every window starts on a keyframe
+    out = _sample_windows(stage, tuple(clip.shape), cond, window_starts(f, span, factor), span,
+                          int(steps or stage.defaults["steps"]), sampler or stage.defaults["sampler"], seed, progress)
     if stage.unet.config.get("residual", False):  # the sample is the (scaled) residual over blending
-        wout = wout / stage.unet.config.get("residual_scale", 1.0) + reference("interpolate", wclip, wknown)
-    out = clip.new_zeros(b, c, f, h, w)
-    for j, s0 in enumerate(starts):  # a later window overwrites the frames it shares with the one before
-        out[:, :, s0:s0 + span] = wout[j * b:(j + 1) * b]
+        out = out / stage.unet.config.get("residual_scale", 1.0) + reference("interpolate", clip, known)
     out = out.clamp(-1, 1)
     out[:, :, known] = clip[:, :, known]  # the keyframes stay exactly as given
     return out
@@ -357,8 +372,10 @@ def upscale(stage: CascadeStage, video: Tensor, *, noise_level: Optional[float] 
     abar = DDPMScheduler.from_config(stage.scheduler_config).alphas_cumprod
     levels = torch.full((b,), level)
     cond = {"condition": augment_condition(abar, up, levels, aug_noise), "noise_level": levels.to(up.device)}
-    out = _sample(stage, tuple(up.shape), cond, int(steps or stage.defaults["steps"]),
-                  sampler or stage.defaults["sampler"], seed, progress)
+    f = up.shape[2]
+    span = min(int(stage.defaults.get("window") or f), f)  # consecutive windows of the training length
+    out = _sample_windows(stage, tuple(up.shape), cond, _tile(f, span, span), span, int(steps or stage.defaults["steps"]),
+                          sampler or stage.defaults["sampler"], seed, progress)
     if stage.unet.config.get("residual", False):  # the sample is the (scaled) residual over the clean upsampled clip
         out = out / stage.unet.config.get("residual_scale", 1.0) + up
     return out.clamp(-1, 1)

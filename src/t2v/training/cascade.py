@@ -379,9 +379,8 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                 if decoder_stage:
                     net.save_pretrained(output, safe_serialization=True)
                 else:
-                    # An interpolation stage samples windows of the length it trained on (pipelines.cascade.interpolate).
-                    defaults = {"window": c.data.num_frames} if c.stage == "interpolate" else None
-                    save_stage(output, net, schedule, defaults)
+                    # A stage samples windows of the length it trained on (pipelines.cascade._sample_windows).
+                    save_stage(output, net, schedule, {"window": c.data.num_frames})
             log.info("wrote %s", output)
         if writer is not None:
             writer.close()
