@@ -49,6 +49,7 @@ def generate(
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="What to steer away from (replaces the empty prompt of guidance)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)."),
     timestep_shift: Optional[float] = typer.Option(None, "--timestep-shift", help="Move the sampling steps toward noise (SD3's shift; 1 = none; default: the model's, else 1)."),
+    high_noise_guidance: Optional[str] = typer.Option(None, "--high-noise-guidance", help="G@T: guidance G at the sampling steps with t >= T, where the motion is decided (e.g. 8@900; none = off; default: the model's)."),
     prompts_file: Optional[Path] = typer.Option(None, "--prompts", help="Text file, one prompt a line: one video each, written into --out as a folder."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
     cascade: bool = typer.Option(False, "--cascade", help="Run the cascade: keyframes -> temporal decoder -> interpolation -> super-resolution (docs/cascade.md)."),
@@ -62,7 +63,7 @@ def generate(
     from t2v.diffusion.schedulers import make_scheduler
     from t2v.data.video_io import write_video
     from t2v.pipelines.naming import is_video_file, video_name
-    from t2v.pipelines.text_to_video import DEFAULT_FPS, TextToVideoPipeline, check_request
+    from t2v.pipelines.text_to_video import DEFAULT_FPS, TextToVideoPipeline, check_request, parse_high_noise_guidance
 
     # 1. Everything that needs no model, so that a typo fails fast.
     if (prompt is None) == (prompts_file is None):
@@ -86,6 +87,9 @@ def generate(
         raise T2VError(f"--timestep-shift must be positive (1 = no shift), got {timestep_shift}")
     if cascade and timestep_shift is not None:
         raise T2VError("--timestep-shift is for the base model alone; the cascade samples with each model's defaults")
+    high = None if high_noise_guidance is None else parse_high_noise_guidance(high_noise_guidance)
+    if cascade and high is not None:
+        raise T2VError("--high-noise-guidance is for the base model alone; the cascade samples with each model's defaults")
 
     if cascade:
         from t2v.pipelines.cascade_files import generate_cascade
@@ -107,7 +111,7 @@ def generate(
         video = pipe(
             [p], negative_prompt=negative_prompt, num_frames=num_frames, height=height, width=width, fps=fps,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, scheduler=scheduler,
-            timestep_shift=timestep_shift,
+            timestep_shift=timestep_shift, high_noise_guidance=high,
         )  # (1, C, F, H, W)
         if prompts_file is not None:
             path = (out or Path("outputs")) / video_name(p, i)
@@ -495,6 +499,7 @@ def eval_shapes(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or ddpm (default: the model's)"),
     timestep_shift: Optional[float] = typer.Option(None, "--timestep-shift", help="sampling steps moved toward noise (default: the model's, else 1)"),
+    high_noise_guidance: Optional[str] = typer.Option(None, "--high-noise-guidance", help="G@T: guidance G at the steps with t >= T (none = off; default: the model's)"),
     num_frames: int = typer.Option(16, "--num-frames", help="frames per clip"),
     image_only: bool = typer.Option(False, "--image-only", help="skip the temporal layers: the image model frame by frame (the ablation)"),
     batch_size: int = typer.Option(8, "--batch-size", help="clips sampled together"),
@@ -509,20 +514,25 @@ def eval_shapes(
 
     from t2v.metrics.shapes_eval import METRICS, evaluate_shapes, report
     from t2v.pipelines import TextToVideoPipeline
+    from t2v.pipelines.text_to_video import parse_high_noise_guidance
 
+    high = None if high_noise_guidance is None else parse_high_noise_guidance(high_noise_guidance)
     pipe = TextToVideoPipeline.from_pretrained(model, device=device)
     defaults = pipe.generation_defaults
     steps = steps if steps is not None else defaults["num_inference_steps"]
     guidance = guidance if guidance is not None else defaults["guidance_scale"]
     timestep_shift = timestep_shift if timestep_shift is not None else float(defaults["timestep_shift"])
+    high = high if high is not None else tuple(defaults.get("high_noise_guidance") or ())
 
     def generate(prompts: list[str], first_seed: int):
         return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,
-                    scheduler=scheduler, progress=False, image_only=image_only, timestep_shift=timestep_shift)
+                    scheduler=scheduler, progress=False, image_only=image_only, timestep_shift=timestep_shift,
+                    high_noise_guidance=high)
 
     with tqdm(total=96 * seeds, desc="shapes", unit="clip", file=sys.stderr, leave=False, disable=None) as bar:
         scores, clips = evaluate_shapes(generate, seeds=seeds, batch_size=batch_size, base_seed=seed, progress=bar.update)
-    title = f"ShapesWorld oracle ({'image-only ablation' if image_only else 'video model'}, {seeds} seeds, {steps} steps, guidance {guidance:g})"
+    high_text = f", guidance {high[0]:g} at t >= {high[1]:g}" if high else ""
+    title = f"ShapesWorld oracle ({'image-only ablation' if image_only else 'video model'}, {seeds} seeds, {steps} steps, guidance {guidance:g}{high_text})"
     table = Table(title=title)
     for col in ("set", "clips", *METRICS):
         table.add_column(col.replace("_", "-"), justify="left" if col == "set" else "right")
@@ -532,7 +542,7 @@ def eval_shapes(
     Console().print(table)
     if json_out is not None:
         settings = {"model": str(model) if model else "default", "seeds": seeds, "steps": steps, "guidance": guidance,
-                    "timestep_shift": timestep_shift, "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
+                    "timestep_shift": timestep_shift, "high_noise_guidance": list(high) or None, "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report(scores, clips, settings), indent=2) + "\n")
         Console().print(f"report written to {json_out}")

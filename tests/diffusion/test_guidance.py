@@ -9,6 +9,7 @@ from analytic_denoiser import SCHEDULE, GaussianDenoiser, alphas_cumprod_referen
 from t2v.diffusion.guidance import classifier_free_guidance, guided_prediction, stack_conditions
 from t2v.diffusion.sampling import sample
 from t2v.diffusion.schedulers import make_scheduler
+from t2v.errors import T2VError
 
 SHAPE = (3, 4, 2, 8, 8)
 
@@ -82,3 +83,29 @@ def test_sampling_with_scale_one_ignores_uncond():
     means = [run(uncond, g).mean().item() for g in (0.0, 1.0, 3.0)]
     assert means[0] < means[1] < means[2]
     assert abs(means[0]) < 0.1 and abs(means[1] - 1.0) < 0.1
+
+
+def test_high_noise_guidance_applies_at_the_high_timesteps_only():
+    """(scale, t_min): the steps at t >= t_min mix with that scale, the rest with guidance_scale; with
+    guidance_scale 1 the low-noise steps run the conditional branch alone (B rows, not 2B)."""
+    model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), 0.0, 0.5, "epsilon")
+    sch = make_scheduler("ddim", SCHEDULE)
+    cond, uncond = {"shift": torch.full((3,), 1.0)}, {"shift": torch.zeros(3)}
+    calls = []
+
+    def recording(x, t, **kw):
+        calls.append((int(torch.as_tensor(t).flatten()[0]), x.shape[0]))
+        return model(x, t, **kw)
+
+    def run(scale, high, fn=model):
+        return sample(fn, sch, shape=SHAPE, cond=cond, uncond=uncond, guidance_scale=scale, num_inference_steps=10,
+                      generator=torch.Generator().manual_seed(0), progress=False, high_noise_guidance=high)
+
+    mixed = run(1.0, (3.0, 500), recording)
+    assert [rows for _, rows in calls] == [6 if t >= 500 else 3 for t, _ in calls]
+    assert sum(t >= 500 for t, _ in calls) == 5  # DDIM's 10 leading steps: 900, 800, ..., 0
+    assert torch.equal(run(1.0, (3.0, 0)), run(3.0, None))  # every step high: guidance 3 throughout
+    assert torch.equal(run(3.0, (1.0, 999)), run(3.0, None))  # no step reaches t_min
+    assert (mixed - run(1.0, None)).abs().max() > 1e-3 and (mixed - run(3.0, None)).abs().max() > 1e-3
+    with pytest.raises(T2VError, match=r"t_min in \[0, 1000\)"):
+        run(1.0, (3.0, 1000))

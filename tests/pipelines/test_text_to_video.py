@@ -152,3 +152,34 @@ def test_timestep_shift_comes_from_the_folder_and_runs_the_shifted_steps(video_m
     assert (default - shifted("a cat on a sofa", timestep_shift=1.0, **kw)).abs().max() > 1e-3
     with pytest.raises(T2VError, match="no timestep shift; use --scheduler dpm\\+\\+"):
         shifted("a cat on a sofa", **dict(kw, scheduler="ddim"))
+
+
+def test_high_noise_guidance_comes_from_the_folder_and_can_be_turned_off(video_model, tmp_path, monkeypatch):
+    """`t2v_generation.high_noise_guidance` [scale, t_min] is the default: with guidance 1 the
+    unconditional branch runs (2B rows) only at t >= t_min; () turns it off; the CLI's G@T parses."""
+    import json
+    import shutil
+
+    from t2v.pipelines.text_to_video import parse_high_noise_guidance
+
+    folder = shutil.copytree(video_model, tmp_path / "high")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["t2v_generation"] = {"high_noise_guidance": [5.0, 600]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    high = TextToVideoPipeline.from_pretrained(folder)
+    seen = []
+    real = high.unet.forward
+    monkeypatch.setattr(high.unet, "forward", lambda x, t, *a, **k: seen.append((int(t.flatten()[0]), x.shape[0])) or real(x, t, *a, **k))
+    kw = dict(FAST, scheduler="dpm++", guidance_scale=1.0, seed=2)
+    default = high("a cat on a sofa", **kw)
+    assert seen and [rows for _, rows in seen] == [2 if t >= 600 else 1 for t, _ in seen]
+    assert any(t < 600 for t, _ in seen) and any(t >= 600 for t, _ in seen)
+    assert torch.equal(default, high("a cat on a sofa", high_noise_guidance=(5.0, 600), **kw))
+    seen.clear()
+    off = high("a cat on a sofa", high_noise_guidance=(), **kw)
+    assert {rows for _, rows in seen} == {1}
+    assert (default - off).abs().max() > 1e-3
+    assert parse_high_noise_guidance("8@900") == (8.0, 900.0) and parse_high_noise_guidance("none") == ()
+    for bad in ("8", "x@900", "0@900", "8@-1"):
+        with pytest.raises(T2VError, match="--high-noise-guidance"):
+            parse_high_noise_guidance(bad)

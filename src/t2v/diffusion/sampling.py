@@ -41,6 +41,7 @@ def sample(
     dtype: torch.dtype = torch.float32,
     step_kwargs: Mapping[str, Any] | None = None,
     timestep_shift: float = 1.0,
+    high_noise_guidance: tuple[float, float] | None = None,
 ) -> Tensor:
     """Draw samples of `shape` (B, C, F, H, W) -> Tensor (B, C, F, H, W).
 
@@ -49,10 +50,15 @@ def sample(
     bit-identical samples. `step_kwargs` go to `scheduler.step` (e.g. {"eta": 0.5} for DDIM).
     The scheduler's state is reset by `set_timesteps`, so one scheduler can be reused.
     `timestep_shift` > 1 moves the sampling timesteps toward noise (`t2v.diffusion.schedulers.set_timesteps`).
+    `high_noise_guidance` (scale, t_min): steps at t >= t_min use that guidance scale instead of
+    `guidance_scale`, i.e. more (or less) guidance where a video's layout and motion are decided (the
+    converse of Kynkaenniemi et al. 2024, who limit guidance to the middle of the noise range).
     """
     n_train = scheduler.config.num_train_timesteps
     if not 1 <= num_inference_steps <= n_train:
         raise T2VError(f"steps must be between 1 and the model's {n_train} training steps, got {num_inference_steps}")
+    if high_noise_guidance is not None and (len(high_noise_guidance) != 2 or not 0 <= high_noise_guidance[1] < n_train):
+        raise T2VError(f"high-noise guidance is (scale, t_min) with t_min in [0, {n_train}); got {high_noise_guidance}")
     shape = tuple(shape)
     if latents is not None:
         if tuple(latents.shape) != shape:
@@ -70,7 +76,10 @@ def sample(
     for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
         # 3. Network input in the sampler's parameterisation, guided prediction (one batched forward).
         x_in = scheduler.scale_model_input(x, t)
-        pred = guided_prediction(model_fn, x_in, t, cond, uncond, guidance_scale)
+        g = guidance_scale
+        if high_noise_guidance is not None and float(t) >= high_noise_guidance[1]:
+            g = float(high_noise_guidance[0])
+        pred = guided_prediction(model_fn, x_in, t, cond, uncond, g)
         # 4. One reverse step x_t -> x_{t-1}.
         x = scheduler.step(pred, t, x, generator=generator, **(step_kwargs or {})).prev_sample
     return x

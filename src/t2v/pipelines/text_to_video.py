@@ -32,6 +32,21 @@ def seeded_generators(seed: int, n: int) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(seed + i) for i in range(n)]
 
 
+def parse_high_noise_guidance(text: str) -> tuple[float, float] | tuple[()]:
+    """The CLI's `G@T` (guidance G at the steps with t >= T) -> (G, T); "none" -> () (no high-noise
+    guidance, also over a model's default). A one-line T2VError for anything else."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        g, t = (float(v) for v in text.split("@"))
+    except ValueError:
+        raise T2VError(f"--high-noise-guidance takes G@T (guidance G at the steps with t >= T), e.g. 8@900, or none; "
+                       f"got {text!r}") from None
+    if not g > 0 or not t >= 0:
+        raise T2VError(f"--high-noise-guidance G@T needs G > 0 and T >= 0; got {text!r}")
+    return (g, t)
+
+
 def check_request(prompts: Sequence[str], num_frames: int = 1, num_inference_steps: int = 1,
                   allow_empty_prompt: bool = False) -> None:
     """The checks that need no model: non-empty prompts, num_frames >= 1, steps >= 1 (one-line T2VErrors)."""
@@ -204,6 +219,7 @@ class TextToVideoPipeline:
         allow_empty_prompt: bool = False,
         image_only: bool = False,
         timestep_shift: Optional[float] = None,
+        high_noise_guidance: Optional[Sequence[float]] = None,
     ) -> Tensor:
         """Sample one video per prompt -> float (B, C, F, H, W) in [-1, 1] (C = 3).
 
@@ -218,12 +234,17 @@ class TextToVideoPipeline:
         `image_only` skips every temporal layer: the 2D model frame by frame (the ablation).
         `timestep_shift` > 1 spends more sampling steps at high noise (SD3's shift; default: the
         folder's `generation_defaults`, else 1; DDIM takes none).
+        `high_noise_guidance` (scale, t_min): that guidance scale at the steps with t >= t_min (where
+        the layout and the motion are decided); default: the folder's `generation_defaults`, else
+        none; () turns the folder's off.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         defaults = self.generation_defaults
         num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
         timestep_shift = float(defaults["timestep_shift"] if timestep_shift is None else timestep_shift)
+        high = defaults.get("high_noise_guidance") if high_noise_guidance is None else high_noise_guidance
+        high = (float(high[0]), float(high[1])) if high else None  # () turns a folder's default off
         if latents is not None:
             num_frames = latents.shape[2]
             height = latents.shape[3] * self.vae_factor if height is None else height
@@ -236,7 +257,7 @@ class TextToVideoPipeline:
 
         # 1. Text embeddings, computed once for the whole loop (every distinct prompt once).
         negatives = [negative_prompt or ""] * b
-        guided = guidance_scale != 1.0
+        guided = guidance_scale != 1.0 or (high is not None and high[0] != 1.0)
         emb = self.encode_text(negatives + prompts if guided else prompts)  # (B or 2B, L, D)
         cond = {"encoder_hidden_states": emb[-b:]}  # (B, L, D)
         uncond = {"encoder_hidden_states": emb[:b]} if guided else None
@@ -269,6 +290,7 @@ class TextToVideoPipeline:
             device=self.device,
             dtype=torch.float32,
             timestep_shift=timestep_shift,
+            high_noise_guidance=high,
         )  # (B, C, F, h, w)
         if output_latents:
             return x
