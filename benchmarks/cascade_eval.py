@@ -1,7 +1,7 @@
 """Measure the cascade's stages on clips training never saw; prints markdown tables (docs/cascade.md).
 
     PYTHONPATH=src python benchmarks/cascade_eval.py [--sections interp,sr,decoder,cascade] [--clips 16]
-        [--stages DIR] [--model DIR] [--steps N] [--seed 9001] [--json out.json]
+        [--stages DIR] [--model DIR] [--steps N] [--seed 9001] [--real-vae DIR --real-decoder DIR] [--json out.json]
 
 - interp: 29-frame ShapesWorld clips at 64x64 (data seed 9001; the stages trained on seeds 11-13).
   Keyframes every 4th frame (8 -> 29), every 2nd (15 -> 29) and 2x then 2x (8 -> 15 -> 29). PSNR
@@ -11,9 +11,11 @@
 - sr: 8-frame windows rendered at 64 and at 128 (the same scene); PSNR / SSIM against the true 128
   rendering of the model at its default augmentation level and at 0, beside bicubic and bilinear.
 - decoder: reconstruction PSNR and flicker (mean |e[t+1] - e[t]| of the error) of the temporal
-  decoder against the per-frame decoder (the shipped image VAE), on the shared real clips (16
-  frames, every 2nd, resized and center-cropped to 64x64) and on 16-frame ShapesWorld clips; plus
-  the temporal decoder with its temporal layers skipped (what fine-tuning alone did).
+  decoder against the per-frame decoder (its image VAE), on 16-frame ShapesWorld clips and on the
+  last 16 frames of each shared real video (resized and center-cropped to 64x64); plus the temporal
+  decoder with its temporal layers skipped (what fine-tuning alone did). The shipped pair is the
+  ShapesWorld autoencoder; `--real-vae DIR --real-decoder DIR` adds a pair trained on the real
+  videos' earlier frames (tools/cascade/real_autoencoder.py).
 - cascade: the ShapesWorld oracle on 16 combinations (every 11th held-in + the 8 held-out), 1 seed:
   the base model (16 frames), and the cascade (8 keyframes -> 29 frames -> 128x128).
 """
@@ -131,47 +133,51 @@ def as_written(clip: torch.Tensor) -> torch.Tensor:
     return rearrange(to_uint8_frames(clip), "f h w c -> c f h w").float() / 127.5 - 1.0
 
 
-def real_clips(folder: Path) -> dict[str, torch.Tensor]:
+REAL_EVAL_FRAMES = 16  # the last frames of each shared real video: never trained on (tools/cascade/real_autoencoder.py)
+
+
+def real_frames(path: Path) -> torch.Tensor:
+    """Every frame of a video, resized and center-cropped to 64x64 -> (3, F, 64, 64) in [-1, 1]."""
     from t2v.data.sampling import resize_center_crop
     from t2v.data.video_io import read_video
 
-    out = {}
+    frames, _ = read_video(str(path))
+    x = resize_center_crop(frames.permute(0, 3, 1, 2).float(), 64, 64)  # (F, 3, 64, 64)
+    return rearrange((x / 127.5 - 1).clamp(-1, 1), "f c h w -> c f h w")
+
+
+def real_clips(folder: Path) -> dict[str, torch.Tensor]:
+    """name -> (3, 16, 64, 64): the last REAL_EVAL_FRAMES frames of each shared real video."""
     paths = sorted(glob.glob(str(folder / "*.mp4")))
     if not paths:
         raise SystemExit(f"no videos in {folder}: pass --assets (the shared assets folder) or set T2V_ASSETS")
-    for p in paths:
-        frames, _ = read_video(p)
-        x = resize_center_crop(frames[:32:2].permute(0, 3, 1, 2).float(), 64, 64)  # (16, 3, 64, 64)
-        out[Path(p).stem] = rearrange((x / 127.5 - 1).clamp(-1, 1), "f c h w -> c f h w")
-    return out
+    return {Path(p).stem: real_frames(Path(p))[:, -REAL_EVAL_FRAMES:] for p in paths}
 
 
 @torch.no_grad()
-def eval_decoder(decoder_dir: Path | None, vae_dir: Path, clips: int, seed: int, assets: Path) -> tuple[str, dict]:
+def eval_decoder(pairs: dict[str, tuple[Path, Path | None, list[torch.Tensor]]]) -> tuple[str, dict]:
+    """pairs: set name -> (image VAE folder, temporal decoder folder (None: shipped), clips (3, F, H, W))."""
     from diffusers import AutoencoderKL
 
-    temporal = load_temporal_decoder(decoder_dir)
-    image_vae = AutoencoderKL.from_pretrained(vae_dir).eval()
-    sets = {"real (5 clips, 64x64)": list(real_clips(assets / "videos").values())}
-    ds = ShapesWorldDataset(clips, seed=seed, size=64, num_frames=16, include_held_out=True)
-    sets[f"ShapesWorld ({clips} clips, seed {seed})"] = [ds[i]["video"] for i in range(clips)]
-
-    def per_frame(x: torch.Tensor) -> torch.Tensor:  # (3, F, 64, 64) -> same, the shipped image VAE
-        z = image_vae.encode(rearrange(x, "c f h w -> f c h w")).latent_dist.mode()
-        return rearrange(image_vae.decode(z).sample.clamp(-1, 1), "f c h w -> c f h w")
-
     rows, data = [], {}
-    for set_name, videos in sets.items():
+    for set_name, (vae_dir, decoder_dir, videos) in pairs.items():
+        temporal = load_temporal_decoder(decoder_dir)
+        image_vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+
+        def per_frame(x: torch.Tensor, image_vae=image_vae) -> torch.Tensor:  # (3, F, 64, 64) -> same, the image VAE
+            z = image_vae.encode(rearrange(x, "c f h w -> f c h w")).latent_dist.mode()
+            return rearrange(image_vae.decode(z).sample.clamp(-1, 1), "f c h w -> c f h w")
+
         res = {}
         for method, fn in (
-            ("per-frame decoder (shipped VAE)", per_frame),
-            ("temporal decoder", lambda x: temporal(x[None]).clamp(-1, 1)[0]),
-            ("temporal decoder, temporal layers skipped", lambda x: temporal(x[None], image_only=True).clamp(-1, 1)[0]),
+            ("per-frame decoder (image VAE)", per_frame),
+            ("temporal decoder", lambda x, m=temporal: m(x[None]).clamp(-1, 1)[0]),
+            ("temporal decoder, temporal layers skipped", lambda x, m=temporal: m(x[None], image_only=True).clamp(-1, 1)[0]),
         ):
             outs = [fn(v) for v in videos]
             res[method] = {"psnr": _mean([psnr(o, v) for o, v in zip(outs, videos)]),
                            "flicker": _mean([flicker(o, v) for o, v in zip(outs, videos)])}
-        base = res["per-frame decoder (shipped VAE)"]
+        base = res["per-frame decoder (image VAE)"]
         for method, r in res.items():
             rows.append([set_name, method, f"{r['psnr']:.2f}", f"{r['psnr'] - base['psnr']:+.2f}", f"{r['flicker']:.5f}",
                          f"{100 * (1 - r['flicker'] / base['flicker']):.1f}%"])
@@ -218,8 +224,13 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="base model folder (default: the shipped default model)")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps of the stages (default: each folder's)")
     ap.add_argument("--assets", type=Path, default=Path(os.environ.get("T2V_ASSETS", "../shared/assets")))
+    ap.add_argument("--real-vae", type=Path, default=None, help="decoder section: an image VAE trained on the real clips' "
+                    "earlier frames (tools/cascade/real_autoencoder.py), measured with --real-decoder on their last 16")
+    ap.add_argument("--real-decoder", type=Path, default=None, help="the temporal decoder trained from --real-vae")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if (args.real_vae is None) != (args.real_decoder is None):
+        raise SystemExit("--real-vae and --real-decoder go together")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     sub = (lambda n: None) if args.stages is None else (lambda n: args.stages / n)
     report = {}
@@ -233,7 +244,13 @@ def main() -> None:
             from t2v.pipelines.model_folder import default_model_dir
 
             vae = (args.model or default_model_dir()) / "vae"
-            text, data = eval_decoder(sub("vae_temporal"), vae, args.clips, args.seed, args.assets)
+            ds = ShapesWorldDataset(args.clips, seed=args.seed, size=64, num_frames=16, include_held_out=True)
+            real = list(real_clips(args.assets / "videos").values())
+            pairs = {f"ShapesWorld ({args.clips} clips, seed {args.seed})": (vae, sub("vae_temporal"), [ds[i]["video"] for i in range(args.clips)]),
+                     "real, last 16 frames (5 clips), ShapesWorld autoencoder": (vae, sub("vae_temporal"), real)}
+            if args.real_vae is not None:
+                pairs["real, last 16 frames (5 clips), real-footage autoencoder"] = (args.real_vae, args.real_decoder, real)
+            text, data = eval_decoder(pairs)
         elif section == "cascade":
             text, data = eval_cascade(args.model, args.stages, args.steps)
         else:

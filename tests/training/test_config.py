@@ -13,7 +13,7 @@ from t2v.errors import T2VError
 from t2v.training.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config
 from training_helpers import ROOT, TINY, run_t2v
 
-PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
+PRESETS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
 def _leaves(d: dict, prefix: str = "") -> dict:
