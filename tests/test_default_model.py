@@ -16,10 +16,12 @@ from t2v.metrics.shapes_oracle import read_clip
 from t2v.pipelines import TextToVideoPipeline
 from t2v.pipelines.model_folder import default_model_dir
 
-CASES = [  # (color, shape, motion, seed)
-    ("red", "circle", "right", 0),
-    ("blue", "square", "down", 1),
-]
+# Eight held-in prompts (two colors and shapes x the four directions), clip i sampled from seed i;
+# fixed before the session-7 model was measured on them. The oracle protocol puts the shipped model at
+# color 97% / shape 90% / direction 83% / all-three 77% (docs/default_model.md), so the thresholds
+# below sit under what 8 clips of such a model give, not at every clip right.
+CASES = [(c, s, m, i) for i, (c, s, m) in enumerate(
+    [("red", "circle", m) for m in ("right", "left", "up", "down")] + [("blue", "square", m) for m in ("down", "up", "left", "right")])]
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +50,23 @@ def test_loads_as_float32_with_the_recorded_size(pipe):
 def readings(pipe) -> list:
     """The oracle's reading of each CASES prompt, sampled with the folder's default settings."""
     prompts = [f"a {c} {s} moving {m}" for c, s, m, _ in CASES]
-    out = []
-    for prompt, (_, _, _, seed) in zip(prompts, CASES):
-        video = pipe([prompt], seed=seed, progress=False)  # (1, 3, 16, 64, 64)
-        assert tuple(video.shape) == (1, 3, 16, 64, 64)
-        out.append(read_clip(to_uint8_frames(video[0])))
-    return out
+    video = pipe(prompts, seed=0, progress=False)  # (8, 3, 16, 64, 64); clip i from seed i
+    assert tuple(video.shape) == (len(CASES), 3, 16, 64, 64)
+    return [read_clip(to_uint8_frames(v)) for v in video]
 
 
 @pytest.mark.slow
 def test_generates_the_color_and_shape_the_prompt_asks(readings):
-    assert [(r.color, r.shape) for r in readings] == [(c, s) for c, s, _, _ in CASES]
+    right = sum((r.color, r.shape) == (c, s) for r, (c, s, _, _) in zip(readings, CASES))
+    assert right >= 6, [(r.color, r.shape) for r in readings]
 
 
 @pytest.mark.slow
 def test_generates_the_direction_the_prompt_asks(readings):
     # Since session 6 (conditional-mean targets at high noise, docs/default_model.md); before, the
-    # direction was the seed's, not the prompt's, and this was a strict xfail.
-    assert [r.direction for r in readings] == [m for _, _, m, _ in CASES]
+    # direction was the seed's, not the prompt's (2 of 8 is chance).
+    right = sum(r.direction == m for r, (_, _, m, _) in zip(readings, CASES))
+    assert right >= 5, [r.direction for r in readings]
 
 
 @pytest.mark.slow

@@ -6,11 +6,13 @@ left part of the frame and ends in the right part (the start keeps the whole pat
 prints, for "moving right" and "moving left", the brightness-weighted x centroid (px at 64) of the
 decoded x0 estimate in frames 0, 4, 8, 12, 15, averaged over 8 noise draws, beside the same centroid of
 the data's mean clip (200 rendered clips). Equal rows for right and left: the model ignores the word
-where the direction is decided. With --gain it also prints how much of the x0 error knowing the
+where the direction is decided. With --xy it prints the x and y centroids for all four directions
+instead (a path with a drift across the motion, e.g. "right" moving up as well, is what makes the
+oracle read a perpendicular direction). With --gain it also prints how much of the x0 error knowing the
 direction can remove there: the latent clips' mean squared distance to their direction's mean vs to the
 mean over all four directions (150 clips per direction), i.e. what the word is worth at t = 999.
 
-    PYTHONPATH=src python tools/default_model/mean_path.py [MODEL_DIR] [--color red] [--shape circle] [--t 999] [--gain]
+    PYTHONPATH=src python tools/default_model/mean_path.py [MODEL_DIR] [--color red] [--shape circle] [--t 999] [--xy] [--gain]
 """
 import argparse
 import pathlib
@@ -25,12 +27,13 @@ from t2v.pipelines import TextToVideoPipeline
 FRAMES = [0, 4, 8, 12, 15]
 
 
-def centroid_x(video: torch.Tensor) -> np.ndarray:
-    """(C, F, H, W) in [-1, 1] -> (F,) x centroid of the pixels brighter than their frame's mean."""
+def centroid(video: torch.Tensor, axis: str = "x") -> np.ndarray:
+    """(C, F, H, W) in [-1, 1] -> (F,) x (or y) centroid of the pixels brighter than their frame's mean."""
     w = (video.amax(0) + 1).clamp(min=0)
     w = (w - w.mean((1, 2), keepdim=True)).clamp(min=0)  # (F, H, W)
     xs = torch.arange(video.shape[-1]).float()
-    return ((w.sum(1) * xs).sum(-1) / w.sum((1, 2)).clamp(min=1e-8)).numpy()
+    profile = w.sum(1) if axis == "x" else w.sum(2)  # (F, W) or (F, H)
+    return ((profile * xs).sum(-1) / w.sum((1, 2)).clamp(min=1e-8)).numpy()
 
 
 def main() -> None:
@@ -39,6 +42,7 @@ def main() -> None:
     ap.add_argument("--color", default="red")
     ap.add_argument("--shape", default="circle")
     ap.add_argument("--t", type=int, default=999)
+    ap.add_argument("--xy", action="store_true")
     ap.add_argument("--gain", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
@@ -47,8 +51,8 @@ def main() -> None:
     alpha, sigma = alphas[a.t].sqrt(), (1 - alphas[a.t]).sqrt()
     n, (h, w) = 8, pipe.default_size
     f = pipe.vae_factor
-    print(f"x centroid (px) of frames {FRAMES}, t = {a.t}, {a.color} {a.shape}")
-    for direction in ("right", "left"):
+    print(f"{'x and y centroids' if a.xy else 'x centroid'} (px) of frames {FRAMES}, t = {a.t}, {a.color} {a.shape}")
+    for direction in (("right", "left", "up", "down") if a.xy else ("right", "left")):
         text = pipe.encode_text([f"a {a.color} {a.shape} moving {direction}"] * n)
         xt = torch.randn((n, pipe.channels, 16, h // f, w // f), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
@@ -60,7 +64,9 @@ def main() -> None:
             clips.append(clip_to_video(render_clip(p.color, p.shape, p.motion, num_frames=16, object_size=p.object_size,
                                                    displacement=p.displacement, start=p.start)))
         data_mean = torch.stack(clips).mean(0)
-        print(f"  {direction:5} model {np.round(centroid_x(model_mean)[FRAMES], 1)}   data {np.round(centroid_x(data_mean)[FRAMES], 1)}")
+        for axis in ("x", "y") if a.xy else ("x",):
+            print(f"  {direction:5} {axis} model {np.round(centroid(model_mean, axis)[FRAMES], 1)}   "
+                  f"data {np.round(centroid(data_mean, axis)[FRAMES], 1)}")
     if a.gain:
         latents = {}
         for direction in ("left", "right", "up", "down"):

@@ -21,4 +21,11 @@ OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/video_pos/model $DM/mean_rc --st
 mkdir -p $DM/mean_all $DM/mean_mixed && cp $DM/mean_rc/mean_bank_48.pt $DM/mean_all/ && cp $DM/mean_rc/mean_bank_48.pt $DM/mean_mixed/
 OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mean_rc $DM/mean_all --steps 500
 OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mean_all $DM/mean_mixed --steps 500 --clips 2 --mean-samples 2
-python tools/default_model/ship.py $DM/mean_mixed src/t2v/assets/default_model 15 4 4
+# 7. (session 7) the session-6 model as shipped (float16 U-Net), trained on with the same mixed batches
+#    (1000 steps, lr 5e-4), then with twice the conditional-mean samples per step (800 steps): the mean
+#    path at t = 999 loses its drift across the motion (docs/default_model.md, session 7)
+python tools/default_model/ship.py $DM/mean_mixed $DM/shipped6 15 4 4
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/shipped6 $DM/mixed_long --steps 1000 --clips 2 --mean-samples 2 --lr 5e-4  # its own bank (float16 VAE)
+mkdir -p $DM/mean_heavy && cp $DM/mixed_long/mean_bank_48.pt $DM/mean_heavy/
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mixed_long $DM/mean_heavy --steps 800 --clips 2 --mean-samples 4 --lr 5e-4
+python tools/default_model/ship.py $DM/mean_heavy src/t2v/assets/default_model 15 4 4
