@@ -241,10 +241,13 @@ def test_cancel_stops_the_denoising_loop_between_steps(served):
     before = sorted(p.name for p in results.iterdir())
     r = client.post("/api/generate", json={"prompt": "a blue square", "num_frames": 2, "steps": 120}, headers=H)
     job_id = r.json()["id"]
-    import time
+    seen = {}
 
-    while client.get(f"/api/jobs/{job_id}").json()["step"] < 3:
-        time.sleep(0.02)
+    def stepped():  # past step 3; fails only if the job stops moving (a hang), never on total time
+        seen.update(client.get(f"/api/jobs/{job_id}").json())
+        return seen["step"] >= 3
+
+    wait_until(stepped, lambda: (seen.get("state"), seen.get("step")), 120.0, f"job {job_id} to reach step 3", poll=0.02)
     at_cancel = client.post(f"/api/jobs/{job_id}/cancel", headers=H).json()["step"]
     job = _wait(client, job_id)
     assert job["state"] == CANCELLED
