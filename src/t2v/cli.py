@@ -85,11 +85,10 @@ def generate(
         raise T2VError(f"--fps must be positive, got {fps}")
     if timestep_shift is not None and not timestep_shift > 0:
         raise T2VError(f"--timestep-shift must be positive (1 = no shift), got {timestep_shift}")
-    if cascade and timestep_shift is not None:
-        raise T2VError("--timestep-shift is for the base model alone; the cascade samples with each model's defaults")
     high = None if high_noise_guidance is None else parse_high_noise_guidance(high_noise_guidance)
-    if cascade and high is not None:
-        raise T2VError("--high-noise-guidance is for the base model alone; the cascade samples with each model's defaults")
+    for flag, value in (("--timestep-shift", timestep_shift), ("--high-noise-guidance", high)):
+        if cascade and value is not None:
+            raise T2VError(f"{flag} is for the base model alone; the cascade samples with each model's defaults")
 
     if cascade:
         from t2v.pipelines.cascade_files import generate_cascade
