@@ -7,7 +7,9 @@ default, so that settings are not chosen on the seeds of the issue's protocol, `
 which starts at 0). Prints one line of scores per setting and where the wrong directions went.
 
     PYTHONPATH=src python tools/default_model/sweep_sampling.py MODEL_DIR --settings 4,4,15 8,4,15 \
-        [--seeds 2] [--every 5] [--base-seed 1000] [--json out.json]
+        [--seeds 2] [--every 5] [--base-seed 1000] [--image-only] [--json out.json]
+`--image-only` also runs each setting with every temporal layer skipped (the ablation) on the same
+prompts and seeds.
 """
 import argparse
 import collections
@@ -26,20 +28,22 @@ ap.add_argument("--settings", nargs="+", default=["4,4,15"])
 ap.add_argument("--seeds", type=int, default=2)
 ap.add_argument("--every", type=int, default=5)
 ap.add_argument("--base-seed", type=int, default=1000)
+ap.add_argument("--image-only", action="store_true", help="also run the image-only ablation")
 ap.add_argument("--json", default=None)
 a = ap.parse_args()
 torch.set_num_threads(1)
 pipe = TextToVideoPipeline.from_pretrained(None if a.model == "default" else a.model, device="cpu")
 combos = list(HELD_IN[::a.every]) + list(HELD_OUT)
 results = {}
-for setting in a.settings:
+runs = [(s, False) for s in a.settings] + ([(s, True) for s in a.settings] if a.image_only else [])
+for setting, image_only in runs:
     g, shift, steps, *high = setting.split(",")
     t0 = time.time()
 
-    def gen(prompts, seed, g=float(g), shift=float(shift), steps=int(steps), high=high):
+    def gen(prompts, seed, g=float(g), shift=float(shift), steps=int(steps), high=high, image_only=image_only):
         kw = {"high_noise_guidance": (float(high[0]), int(high[1]))} if high else {}
         return pipe(prompts, seed=seed, progress=False, guidance_scale=g, timestep_shift=shift,
-                    num_inference_steps=steps, scheduler="dpm++", **kw)
+                    num_inference_steps=steps, scheduler="dpm++", image_only=image_only, **kw)
 
     scores, clips = evaluate_shapes(gen, seeds=a.seeds, batch_size=8, combinations=combos, base_seed=a.base_seed)
     wrong = collections.Counter(
@@ -47,9 +51,10 @@ for setting in a.settings:
                                                       ({"left", "right"}, {"up", "down"}) else "perpendicular")
         for c in clips if c.reading.direction != c.target[2])
     small = sum(c.reading.displacement < 8 for c in clips if c.reading.direction != c.target[2])
-    results[setting] = {"scores": scores, "wrong_directions": dict(wrong), "wrong_with_displacement_under_8px": small}
+    name = setting + (" image-only" if image_only else "")
+    results[name] = {"scores": scores, "wrong_directions": dict(wrong), "wrong_with_displacement_under_8px": small}
     s = scores["all"]
-    print(f"g={g} shift={shift} steps={steps} high={high}: n={int(s['n'])} color {s['color']:.3f} shape {s['shape']:.3f} "
+    print(f"{'image-only ' if image_only else ''}g={g} shift={shift} steps={steps} high={high}: n={int(s['n'])} color {s['color']:.3f} shape {s['shape']:.3f} "
           f"direction {s['direction']:.3f} all-three {s['all_three']:.3f} consistency {s['consistency']:.3f} | "
           f"held-out all-three {scores['held_out']['all_three']:.3f} | wrong directions {dict(wrong)}, "
           f"{small} of them under 8 px | {time.time() - t0:.0f} s", flush=True)
