@@ -14,7 +14,7 @@ has no checkpoints or resume; it saves OUT (a model folder, EMA weights) every 2
 
 `--color-balance P` draws both kinds of samples with per-color weights (1 / s_color)^P, where s_color
 is the norm of the color's bank means minus the black clip's latent: in the default model's latent
-space a green object moves the latent 3-10x less than the other colors (session 8,
+space a green object moves the latent 2-11x less than the other colors (session 8,
 docs/default_model.md), so its motion is buried in the noise earliest and its loss counts least.
 """
 import argparse
