@@ -20,7 +20,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from t2v.data.video_io import read_video, to_uint8_frames, write_video  # noqa: E402
 from t2v.errors import T2VError  # noqa: E402
 from t2v.serve import ServeLimits, create_app, describe_model  # noqa: E402
-from t2v.serve.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobQueue  # noqa: E402
+from t2v.serve.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobQueue  # noqa: E402
 from t2v.serve.limits import check_generate, check_tune  # noqa: E402
 from t2v.serve.storage import ID_RE, ResultStore  # noqa: E402
 
@@ -263,13 +263,12 @@ def test_queue_limit_and_cancel_of_a_waiting_job():
     q = JobQueue(max_queue=1)
 
     def blocking(job):
-        release.wait(30)
+        release.wait()  # the worker is a daemon thread: a failed test cannot leave it blocking exit
         return {"ok": True}
 
     a, b, c = (Job(f"j{i}", "generate", "m", {}, blocking) for i in range(3))
     q.submit(a)
-    while a.state != RUNNING:
-        pass
+    wait_until(lambda: a.state == RUNNING, lambda: a.state, 60.0, "job a to start", poll=0.01)
     q.submit(b)
     with pytest.raises(T2VError, match="--max-queue"):
         q.submit(c)
@@ -278,7 +277,9 @@ def test_queue_limit_and_cancel_of_a_waiting_job():
     assert b.state == CANCELLED
     q.submit(c)  # the place is free again
     release.set()
-    assert q.wait(a, 10) and q.wait(c, 10)
+    # Hang guards, not deadlines: they fail only when neither job's state changes for 60 s.
+    wait_until(lambda: {a.state, c.state} <= {DONE, FAILED, CANCELLED}, lambda: (a.state, c.state), 60.0,
+               "jobs a and c to finish", poll=0.01)
     assert (a.state, b.state, c.state) == (DONE, CANCELLED, DONE)
 
 

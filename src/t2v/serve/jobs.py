@@ -173,11 +173,3 @@ class JobQueue:
                     if job in worker.queued:
                         worker.queued.remove(job)
 
-    def wait(self, job: Job, timeout: float) -> bool:
-        """Poll until `job` has finished (tests); True when it did within `timeout` seconds."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if job.state in (DONE, FAILED, CANCELLED):
-                return True
-            time.sleep(0.05)
-        return False
