@@ -74,22 +74,24 @@ def main() -> None:
     print(f"bank {tuple(bank.shape)} in {time.time() - t0:.0f}s", flush=True)
     choices = [i for i, c in enumerate(HELD_IN) if a.only is None or list(c[:2]) == a.only.split(",")]
     data = ShapesWorldDataset(10 ** 6, seed=11, num_frames=16)
-    with torch.no_grad():
-        black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
-    signal = {}
-    for i, c in enumerate(HELD_IN):
-        signal.setdefault(c[0], []).append((bank[i] - black).norm().item())
-    weight = {col: (sum(v) / len(v)) ** -a.color_balance for col, v in signal.items()}
-    top = max(weight.values())
-    print("color weights", {col: round(w / sum(weight.values()), 3) for col, w in weight.items()}, flush=True)
-    choice_w = [weight[HELD_IN[i][0]] for i in choices]
+    if a.color_balance:
+        with torch.no_grad():
+            black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
+        signal = {}
+        for i, c in enumerate(HELD_IN):
+            signal.setdefault(c[0], []).append((bank[i] - black).norm().item())
+        weight = {col: (sum(v) / len(v)) ** -a.color_balance for col, v in signal.items()}
+        top = max(weight.values())
+        print("color weights", {col: round(w / sum(weight.values()), 3) for col, w in weight.items()}, flush=True)
+        choice_w = [weight[HELD_IN[i][0]] for i in choices]
 
-    def draw_item() -> dict:  # an ordinary clip, its color accepted with probability weight / top
-        while a.color_balance:
+    def draw_item() -> dict:
+        if not a.color_balance:
+            return data[random.randrange(len(data))]  # the stage 5-7 runs' draws, unchanged
+        while True:  # an ordinary clip, its color accepted with probability weight / top
             index = random.randrange(len(data))
             if random.random() < weight[data.params(index).color] / top:
                 return data[index]
-        return data[random.randrange(len(data))]  # (the stage 5-7 runs' draws, unchanged)
     g = torch.Generator().manual_seed(0)
     t0, losses = time.time(), []
     for step in range(a.steps):
