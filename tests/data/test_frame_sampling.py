@@ -87,3 +87,52 @@ def test_config_errors_are_t2v_errors():
         FrameSampling(start="middle")
     with pytest.raises(T2VError, match="unknown"):
         frame_indices(10, 0.0, FrameSampling(num_frames=2, target_fps=4))
+
+
+def _ramp_clip(frames: int = 3, h: int = 40, w: int = 60) -> torch.Tensor:
+    """uint8 (F, H, W, 3): red = column index, green = row index, blue = frame index."""
+    x = torch.zeros(frames, h, w, 3, dtype=torch.uint8)
+    x[..., 0] = torch.arange(w, dtype=torch.uint8)[None, None, :]
+    x[..., 1] = torch.arange(h, dtype=torch.uint8)[None, :, None]
+    x[..., 2] = torch.arange(frames, dtype=torch.uint8)[:, None, None]
+    return x
+
+
+def test_random_crop_takes_one_window_of_the_drawn_size_for_every_frame():
+    clip = _ramp_clip()  # 40 x 60; the largest square window is 40 x 40
+    s = FrameSampling(num_frames=3, height=8, width=8, start=0, crop_scale=(0.5, 0.5))
+    for i in range(20):
+        out = sample_clip(clip, 8.0, s, item_generator(0, 0, i))  # (3, F, 8, 8) in [-1, 1]
+        cols = (out[0] + 1) * 127.5  # red channel = source column
+        rows = (out[1] + 1) * 127.5
+        # a 20 x 20 window resized to 8 x 8: columns span ~19 source pixels, inside the frame
+        assert 16 <= float(cols[0, 0, -1] - cols[0, 0, 0]) <= 20 and float(cols.min()) >= 0 and float(cols.max()) <= 59
+        assert 16 <= float(rows[0, -1, 0] - rows[0, 0, 0]) <= 20 and float(rows.max()) <= 39
+        assert torch.equal(cols[0], cols[-1]) and torch.equal(rows[0], rows[-1])  # the same window for all frames
+    starts = {round(float(((sample_clip(clip, 8.0, s, item_generator(0, 0, i))[0] + 1) * 127.5)[0, 0, 0])) for i in range(40)}
+    assert len(starts) > 10  # the position is drawn, not fixed
+    a, b = (sample_clip(clip, 8.0, s, item_generator(5, 2, 3)) for _ in range(2))
+    assert torch.equal(a, b)  # seeded by the item's generator
+
+
+def test_full_crop_scale_and_no_flip_match_the_plain_sampling():
+    clip = _ramp_clip(h=32, w=32)
+    plain = sample_clip(clip, 8.0, FrameSampling(num_frames=3, height=16, width=16, start=0))
+    full = sample_clip(clip, 8.0, FrameSampling(num_frames=3, height=16, width=16, start=0, crop_scale=(1.0, 1.0)), item_generator(0, 0, 0))
+    assert torch.equal(plain, full)
+
+
+def test_hflip_mirrors_about_half_the_clips():
+    clip = _ramp_clip(h=16, w=16)
+    s = FrameSampling(num_frames=3, height=16, width=16, start=0, hflip=True)
+    plain = sample_clip(clip, 8.0, FrameSampling(num_frames=3, height=16, width=16, start=0))
+    outs = [sample_clip(clip, 8.0, s, item_generator(0, 0, i)) for i in range(100)]
+    flipped = sum(torch.equal(o, plain.flip(-1)) for o in outs)
+    assert sum(torch.equal(o, plain) for o in outs) + flipped == 100
+    assert 30 <= flipped <= 70
+
+
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.8, 0.5), (0.5, 1.2), (0.5,)])
+def test_bad_crop_scale_is_a_one_line_error(scale):
+    with pytest.raises(T2VError, match="crop_scale must be"):
+        FrameSampling(crop_scale=scale)

@@ -84,12 +84,24 @@ def test_set_overrides_parse_yaml_values(tmp_path):
      ("model.recipe=vdm", "image stage trains a 2D U-Net"),
      ("diffusion.timestep_distribution=lognormal", "timestep_distribution must be uniform or logit_normal"),
      ("diffusion.logit_std=0", "logit_std must be positive"),
+     ("data.random_crop=[0.8, 0.5]", "data.random_crop must be [lo, hi] with 0 < lo <= hi <= 1"),
+     ("data.random_crop=[0.5]", "data.random_crop must be [lo, hi]"),
      ("optim", "--set takes key.sub=value")],
 )
 def test_bad_values_are_one_line_errors(override, fragment):
     with pytest.raises(T2VError) as e:
         load_config(TINY, [override])
     assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_random_crop_and_flip_reach_the_frame_sampling(tmp_path):
+    from t2v.training.datasets import frame_sampling
+
+    c = load_config(TINY, ["stage=video", "model.recipe=video-ldm", f"data.dataset={tmp_path}", "data.random_crop=[0.5, 1]", "data.hflip=true"])
+    s = frame_sampling(c)
+    assert s.crop_scale == (0.5, 1.0) and s.hflip
+    with pytest.raises(T2VError, match="random_crop and data.hflip are for video files"):
+        load_config(TINY, ["data.dataset=shapes", "data.hflip=true"])
 
 
 def test_config_is_frozen():

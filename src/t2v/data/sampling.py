@@ -1,4 +1,4 @@
-"""Turn a decoded clip into a training sample: pick frames, resize, center-crop, scale to [-1, 1].
+"""Turn a decoded clip into a training sample: pick frames, resize, crop, scale to [-1, 1].
 
 Shared by every file-backed data set. Frame choice follows Tune-A-Video's `sample_frame_rate`
 (every n-th frame from a start offset) or resamples to a target frame rate.
@@ -27,6 +27,12 @@ class FrameSampling:
     instead picks frames nearest to a regular grid at that rate (then the stride must stay 1).
     `start` is "random" (uniform over the offsets that fit, drawn from the caller's generator)
     or a fixed frame index.
+
+    Augmentation (off by default; the same crop and flip for every frame of a clip, so motion is
+    kept): `crop_scale = (lo, hi)` takes a random window whose side is a fraction in [lo, hi] of the
+    largest window of the output's aspect that fits, at a random position, before resizing (the
+    random resized crop of image training, at a fixed aspect); `hflip` mirrors half the clips.
+    Draws come from the caller's generator after the frame offset's.
     """
 
     num_frames: int = 16
@@ -35,6 +41,8 @@ class FrameSampling:
     sample_stride: int = 1
     target_fps: float | None = None
     start: str | int = "random"
+    crop_scale: tuple[float, float] | None = None
+    hflip: bool = False
 
     def __post_init__(self) -> None:
         if self.num_frames < 1 or self.height < 1 or self.width < 1:
@@ -45,6 +53,11 @@ class FrameSampling:
             raise T2VError("use either sample_stride or a positive target_fps, not both")
         if not (self.start == "random" or (isinstance(self.start, int) and self.start >= 0)):
             raise T2VError(f"start must be 'random' or a frame index >= 0; got {self.start!r}")
+        if self.crop_scale is not None:
+            scale = tuple(float(v) for v in self.crop_scale)
+            if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+                raise T2VError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1; got {list(self.crop_scale)}")
+            object.__setattr__(self, "crop_scale", scale)  # a YAML list becomes a tuple
 
     def step(self, fps: float) -> float:
         """Source frames between two sampled frames (a float when resampling to `target_fps`)."""
@@ -94,6 +107,20 @@ def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.T
     return frames[..., top : top + height, left : left + width]
 
 
+def random_window(h: int, w: int, sampling: FrameSampling, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random crop window of the output's aspect: its side a fraction
+    in `sampling.crop_scale` of the largest such window in an `h x w` frame, at a uniform position."""
+    lo, hi = sampling.crop_scale
+    aspect = sampling.width / sampling.height
+    full_h = min(h, w / aspect)  # the largest window of the output's aspect that fits
+    frac = lo + (hi - lo) * float(torch.rand((), generator=generator))
+    ch = max(1, min(h, round(full_h * frac)))
+    cw = max(1, min(w, round(full_h * frac * aspect)))
+    top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+    return top, left, ch, cw
+
+
 def sample_clip(frames: torch.Tensor, fps: float, sampling: FrameSampling, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 `(F, H, W, 3)` clip -> float `(C, num_frames, height, width)` in [-1, 1].
 
@@ -103,7 +130,12 @@ def sample_clip(frames: torch.Tensor, fps: float, sampling: FrameSampling, gener
         raise T2VError(f"sample_clip takes uint8 (F, H, W, 3) frames; got {frames.dtype} {tuple(frames.shape)}")
     idx = frame_indices(frames.shape[0], fps, sampling, generator)
     x = rearrange(frames[idx], "f h w c -> f c h w").float()  # (num_frames, 3, H, W)
+    if sampling.crop_scale is not None:
+        top, left, ch, cw = random_window(x.shape[-2], x.shape[-1], sampling, generator)
+        x = x[..., top : top + ch, left : left + cw]
     x = resize_center_crop(x, sampling.height, sampling.width)  # (num_frames, 3, height, width)
+    if sampling.hflip and float(torch.rand((), generator=generator)) < 0.5:
+        x = x.flip(-1)
     x = (x / 127.5 - 1.0).clamp(-1.0, 1.0)
     return rearrange(x, "f c h w -> c f h w").contiguous()  # (C, num_frames, height, width)
 
@@ -115,4 +147,4 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return g
 
 
-__all__ = ["ClipTooShort", "FrameSampling", "frame_indices", "resize_center_crop", "sample_clip", "item_generator"]
+__all__ = ["ClipTooShort", "FrameSampling", "frame_indices", "random_window", "resize_center_crop", "sample_clip", "item_generator"]

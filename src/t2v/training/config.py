@@ -125,6 +125,9 @@ class DataConfig:
     image_fraction: video stage: share of samples trained as independent frames with temporal
       layers masked (VDM's joint image-video training).
     caption_dropout: share of captions replaced by "" (classifier-free guidance, Ho & Salimans 2022).
+    random_crop: [lo, hi]: each clip is a random window of side lo..hi of the frame, resized (one
+      window per clip, so motion is kept; for small data sets). hflip: mirror half the clips (not for
+      captions that name left and right).
     """
 
     dataset: str = "shapes"
@@ -137,6 +140,8 @@ class DataConfig:
     sample_stride: int = 1
     target_fps: Optional[float] = None
     start: Union[str, int] = "random"
+    random_crop: Optional[tuple[float, float]] = None
+    hflip: bool = False
     batch_size: int = 8
     num_workers: int = 0
     caption_dropout: float = 0.1
@@ -304,6 +309,11 @@ def _check(c: TrainConfig) -> None:
     need(0.0 <= c.data.caption_dropout < 1.0, f"data.caption_dropout must be in [0, 1); got {c.data.caption_dropout}")
     need(0.0 <= c.data.image_fraction <= 1.0, f"data.image_fraction must be in [0, 1]; got {c.data.image_fraction}")
     need(c.data.batch_size >= 1, f"data.batch_size must be at least 1; got {c.data.batch_size}")
+    rc = c.data.random_crop
+    need(rc is None or (len(rc) == 2 and 0 < rc[0] <= rc[1] <= 1),
+         f"data.random_crop must be [lo, hi] with 0 < lo <= hi <= 1 (e.g. [0.5, 1.0]); got {rc if rc is None else list(rc)}")
+    need(c.data.dataset != "shapes" or (rc is None and not c.data.hflip),
+         "data.random_crop and data.hflip are for video files; ShapesWorld renders every clip fresh (and a mirror would contradict its left/right captions)")
     from t2v.diffusion.loss import TIMESTEP_DISTRIBUTIONS  # here, not at the top: the loss module imports torch
 
     need(c.diffusion.timestep_distribution in TIMESTEP_DISTRIBUTIONS,
