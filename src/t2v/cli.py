@@ -517,11 +517,9 @@ def eval_shapes(
 
     high = None if high_noise_guidance is None else parse_high_noise_guidance(high_noise_guidance)
     pipe = TextToVideoPipeline.from_pretrained(model, device=device)
-    defaults = pipe.generation_defaults
-    steps = steps if steps is not None else defaults["num_inference_steps"]
-    guidance = guidance if guidance is not None else defaults["guidance_scale"]
-    timestep_shift = timestep_shift if timestep_shift is not None else float(defaults["timestep_shift"])
-    high = high if high is not None else tuple(defaults.get("high_noise_guidance") or ())
+    settings = pipe.sampling_settings(steps, guidance, timestep_shift, high)  # the folder's defaults filled in
+    steps, guidance, timestep_shift = settings["num_inference_steps"], settings["guidance_scale"], settings["timestep_shift"]
+    high = settings["high_noise_guidance"] or ()  # () and not None: the default is already resolved
 
     def generate(prompts: list[str], first_seed: int):
         return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,

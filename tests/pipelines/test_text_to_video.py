@@ -180,6 +180,35 @@ def test_high_noise_guidance_comes_from_the_folder_and_can_be_turned_off(video_m
     assert {rows for _, rows in seen} == {1}
     assert (default - off).abs().max() > 1e-3
     assert parse_high_noise_guidance("8@900") == (8.0, 900.0) and parse_high_noise_guidance("none") == ()
+    # What a call samples with (and what `t2v eval shapes` reports): the folder's values where None.
+    s = high.sampling_settings(guidance_scale=2.0)
+    assert s["high_noise_guidance"] == (5.0, 600.0) and s["guidance_scale"] == 2.0
+    assert s["num_inference_steps"] == high.generation_defaults["num_inference_steps"] and s["timestep_shift"] == 1.0
+    assert high.sampling_settings(high_noise_guidance=())["high_noise_guidance"] is None
     for bad in ("8", "x@900", "0@900", "8@-1"):
         with pytest.raises(T2VError, match="--high-noise-guidance"):
             parse_high_noise_guidance(bad)
+
+
+def test_eval_shapes_cli_reports_the_folder_defaults_it_sampled_with(video_model, tmp_path):
+    """`t2v eval shapes` on a folder whose t2v_generation sets high-noise guidance: 96 clips read, and
+    the JSON's settings are the ones sampled with (the folder's), not the flags' None."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+
+    folder = shutil.copytree(video_model, tmp_path / "m")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["t2v_generation"] = {"high_noise_guidance": [5.0, 600], "guidance_scale": 3.0}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["eval", "shapes", "--model", str(folder), "--seeds", "1", "--steps", "1",
+                                 "--num-frames", "2", "--batch-size", "48", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["settings"]["high_noise_guidance"] == [5.0, 600.0] and rep["settings"]["guidance"] == 3.0
+    assert rep["settings"]["steps"] == 1 and rep["scores"]["all"]["n"] == 96 and len(rep["clips"]) == 96
+    assert "guidance 5 at t >= 600" in " ".join(r.output.split())  # the title, however rich wraps it

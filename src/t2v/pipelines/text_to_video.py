@@ -174,6 +174,20 @@ class TextToVideoPipeline:
             defaults.update(json.loads(index.read_text(encoding="utf-8")).get("t2v_generation", {}))
         return defaults
 
+    def sampling_settings(self, num_inference_steps: Optional[int] = None, guidance_scale: Optional[float] = None,
+                          timestep_shift: Optional[float] = None,
+                          high_noise_guidance: Optional[Sequence[float]] = None) -> dict[str, Any]:
+        """The settings a call with these arguments samples with: each None replaced by the folder's
+        `generation_defaults`; high_noise_guidance is (scale, t_min) or None (() turns the folder's off)."""
+        defaults = self.generation_defaults
+        high = defaults.get("high_noise_guidance") if high_noise_guidance is None else high_noise_guidance
+        return {
+            "num_inference_steps": int(defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps),
+            "guidance_scale": float(defaults["guidance_scale"] if guidance_scale is None else guidance_scale),
+            "timestep_shift": float(defaults["timestep_shift"] if timestep_shift is None else timestep_shift),
+            "high_noise_guidance": (float(high[0]), float(high[1])) if high else None,
+        }
+
     def _model_fn(self, fps: Optional[float], image_only: bool = False):
         unet = self.unet
 
@@ -239,12 +253,9 @@ class TextToVideoPipeline:
         none; () turns the folder's off.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        defaults = self.generation_defaults
-        num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
-        guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
-        timestep_shift = float(defaults["timestep_shift"] if timestep_shift is None else timestep_shift)
-        high = defaults.get("high_noise_guidance") if high_noise_guidance is None else high_noise_guidance
-        high = (float(high[0]), float(high[1])) if high else None  # () turns a folder's default off
+        settings = self.sampling_settings(num_inference_steps, guidance_scale, timestep_shift, high_noise_guidance)
+        num_inference_steps, guidance_scale = settings["num_inference_steps"], settings["guidance_scale"]
+        timestep_shift, high = settings["timestep_shift"], settings["high_noise_guidance"]
         if latents is not None:
             num_frames = latents.shape[2]
             height = latents.shape[3] * self.vae_factor if height is None else height
