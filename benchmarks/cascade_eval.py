@@ -106,13 +106,15 @@ def eval_sr(stage: CascadeStage, clips: int, seed: int, steps: int | None) -> tu
         up = F.interpolate(frames, scale_factor=2, mode=mode, align_corners=False).clamp(-1, 1)
         results[mode] = rearrange(up, "(b f) c h w -> b c f h w", b=clips)
     default = float(stage.defaults["noise_level"])
-    levels = [default] + ([0.0] if default != 0.0 else [])
+    # (level, self-ensemble): the plain sample at the folder's level and at 0, then averaged over 4 and 8 flips.
+    runs = [(default, 1)] + ([(0.0, 1)] if default != 0.0 else []) + [(default, 4), (default, 8)]
     secs = {}
-    for lvl in levels:
+    for lvl, n in runs:
+        name = f"model, level {lvl:g}" + (f", self-ensemble {n}" if n > 1 else "")
         t0 = time.perf_counter()
-        results[f"model, level {lvl:g}"] = torch.cat([upscale(stage, lo[i : i + 4], noise_level=lvl, steps=steps, seed=i)
-                                                      for i in range(0, clips, 4)])
-        secs[f"model, level {lvl:g}"] = (time.perf_counter() - t0) / clips
+        results[name] = torch.cat([upscale(stage, lo[i : i + 4], noise_level=lvl, steps=steps, seed=i, self_ensemble=n)
+                                   for i in range(0, clips, 4)])
+        secs[name] = (time.perf_counter() - t0) / clips
     rows, data = [], {}
     for name, out in results.items():
         p = _mean([psnr(out[i], hi[i]) for i in range(clips)])
@@ -136,13 +138,13 @@ def as_written(clip: torch.Tensor) -> torch.Tensor:
 REAL_EVAL_FRAMES = 16  # the last frames of each shared real video: never trained on (tools/cascade/real_autoencoder.py)
 
 
-def real_frames(path: Path) -> torch.Tensor:
-    """Every frame of a video, resized and center-cropped to 64x64 -> (3, F, 64, 64) in [-1, 1]."""
+def real_frames(path: Path, size: int = 64) -> torch.Tensor:
+    """Every frame of a video, resized and center-cropped to size x size -> (3, F, size, size) in [-1, 1]."""
     from t2v.data.sampling import resize_center_crop
     from t2v.data.video_io import read_video
 
     frames, _ = read_video(str(path))
-    x = resize_center_crop(frames.permute(0, 3, 1, 2).float(), 64, 64)  # (F, 3, 64, 64)
+    x = resize_center_crop(frames.permute(0, 3, 1, 2).float(), size, size)  # (F, 3, size, size)
     return rearrange((x / 127.5 - 1).clamp(-1, 1), "f c h w -> c f h w")
 
 

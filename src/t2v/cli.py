@@ -266,10 +266,12 @@ def upscale(
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the augmentation noise."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the output (default: the input's)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    self_ensemble: Optional[int] = typer.Option(None, "--self-ensemble", help="Average over 1, 2, 4 or 8 flips of the clip (width, height, time; n times the work; default: the stage's)."),
 ) -> None:
     from t2v.pipelines.cascade_files import run_stage_on_file
 
-    print(run_stage_on_file("upscale", video, out, model=model, steps=steps, noise_level=noise_level, seed=seed, fps=fps, device=device))
+    print(run_stage_on_file("upscale", video, out, model=model, steps=steps, noise_level=noise_level, seed=seed, fps=fps,
+                            device=device, self_ensemble=self_ensemble))
 
 
 # --------------------------------------------------------------------------------------------

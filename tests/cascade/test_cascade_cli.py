@@ -42,6 +42,10 @@ def test_interpolate_and_upscale_write_videos(stage_dirs, clip_dir, tmp_path):
     assert r.exit_code == 0, r.output
     frames, fps = read_video(tmp_path / "u.mp4")
     assert frames.shape == (3, 32, 32, 3) and fps == pytest.approx(DEFAULT_FOLDER_FPS)  # the input (a frame folder) rate
+    r = runner.invoke(app, ["upscale", str(clip_dir / "clip"), "--model", str(stage_dirs / "upscale"),
+                            "-o", str(tmp_path / "u2"), "--steps", "1", "--self-ensemble", "2"])
+    assert r.exit_code == 0, r.output
+    assert read_video(tmp_path / "u2")[0].shape == (3, 32, 32, 3)
 
 
 def _error(*args: str) -> str:
@@ -67,6 +71,7 @@ def test_bad_input_messages(stage_dirs, clip_dir, tmp_path):
                                       "-o", str(tmp_path / "x.mp4"))
     assert "--noise-level must be in [0, 1]" in _error("upscale", clip, "--noise-level", "2", "-o", str(tmp_path / "x.mp4"))
     assert "unknown video type" in _error("upscale", clip, "-o", str(tmp_path / "x.txt"))
+    assert "--self-ensemble must be 1, 2, 4 or 8" in _error("upscale", clip, "--self-ensemble", "3", "-o", str(tmp_path / "x.mp4"))
     assert "need --cascade" in _error("generate", "a red circle", "--factor", "2")
     assert "--factor must be 2 or 4" in _error("generate", "a red circle", "--cascade", "--factor", "8")
     assert "has no interpolate/" in _error("generate", "a red circle", "--cascade", "--stages", str(clip_dir))

@@ -154,6 +154,27 @@ def test_upscale_condition_is_the_augmented_upsampled_clip(stage_dirs):
         upscale(CascadeStage.from_pretrained(stage_dirs / "interpolate", "interpolate"), video)
 
 
+def test_self_ensemble_averages_the_flipped_clips_flipped_back(stage_dirs):
+    """EDSR's geometric self-ensemble for video: n=4 is the mean of the clip super-resolved as is, flipped
+    in width, in height and in both, each flipped back; n=1 is the plain sample; the folder sets the default."""
+    stage = CascadeStage.from_pretrained(stage_dirs / "upscale", "upscale")
+    video = torch.rand(1, 3, 3, 8, 8) * 2 - 1
+    kw = dict(noise_level=0.1, steps=2, seed=4)
+    plain = upscale(stage, video, **kw)
+    assert torch.equal(upscale(stage, video, self_ensemble=1, **kw), plain)
+    flips = [(), (-1,), (-2,), (-2, -1)]
+    ref = sum(upscale(stage, video.flip(d), **kw).flip(d) if d else plain for d in flips) / 4
+    torch.testing.assert_close(upscale(stage, video, self_ensemble=4, **kw), ref, rtol=0, atol=1e-6)
+    assert (ref - plain).abs().max() > 1e-4  # the flips do change the samples: the test can fail
+    eight = upscale(stage, video, self_ensemble=8, **kw)
+    ref8 = sum(upscale(stage, video.flip(d), **kw).flip(d) for d in [(), (-1,), (-2,), (-2, -1), (2,), (2, -1), (2, -2), (2, -2, -1)]) / 8
+    torch.testing.assert_close(eight, ref8, rtol=0, atol=1e-6)
+    stage.defaults["self_ensemble"] = 4
+    torch.testing.assert_close(upscale(stage, video, **kw), ref, rtol=0, atol=1e-6)
+    with pytest.raises(T2VError, match="--self-ensemble must be 1, 2, 4 or 8"):
+        upscale(stage, video, self_ensemble=3, **kw)
+
+
 def test_windowed_upscale_runs_the_network_on_consecutive_windows(stage_dirs):
     stage = CascadeStage.from_pretrained(stage_dirs / "upscale", "upscale")
     stage.defaults["window"] = 3

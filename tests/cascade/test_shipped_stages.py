@@ -121,9 +121,9 @@ def test_shipped_super_resolution_beats_bicubic_in_psnr(super_resolved):
     assert super_resolved[0] >= SR_MIN_GAIN_DB, super_resolved
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 open: float SSIM stays ~0.001 below bicubic's (8-bit frames: level on these 4 clips, above on 16)")
 def test_shipped_super_resolution_beats_bicubic_in_ssim(super_resolved):
-    assert super_resolved[1] > 0
+    """With the folder's self-ensemble (4 flips averaged); a single sample stays ~0.001 below bicubic here."""
+    assert super_resolved[1] > 0, super_resolved
 
 
 @pytest.fixture(scope="module")

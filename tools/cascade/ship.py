@@ -1,13 +1,13 @@
 """Copy trained cascade stages into the package (t2v/assets/cascade/), with their sampling defaults.
 
     python tools/cascade/ship.py --interpolate runs/cascade/interpolate/model --upscale runs/cascade/upscale/model \
-        --vae-temporal runs/cascade/vae_decoder/model [--steps 1] [--noise-level 0.0]
+        --vae-temporal runs/cascade/vae_decoder/model [--steps 1] [--noise-level 0.0] [--self-ensemble 4]
 
 Each stage is written through `save_stage` (fp16 weights, loaded back as float32) under a temporary
 name and renamed, so a failed copy never leaves a half stage in the package. `--steps` sets the
 interpolation and super-resolution stages' default number of DDIM steps (docs/cascade.md: the x0
 networks' single step from t = T-1 scored best on held-out clips); `--noise-level` the default
-augmentation level of super-resolution.
+augmentation level of super-resolution; `--self-ensemble` how many flips of the clip it averages.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--vae-temporal", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=None, help="default DDIM steps of both diffusion stages")
     ap.add_argument("--noise-level", type=float, default=None, help="default augmentation level of super-resolution")
+    ap.add_argument("--self-ensemble", type=int, default=None, help="default flips averaged by super-resolution (1, 2, 4, 8)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,8 @@ def main() -> None:
             defaults["steps"] = a.steps
         if task == "upscale" and a.noise_level is not None:
             defaults["noise_level"] = a.noise_level
+        if task == "upscale" and a.self_ensemble is not None:
+            defaults["self_ensemble"] = a.self_ensemble
         save_stage(a.out / task, stage.unet, stage.scheduler_config, defaults, fp16=True)
         print(f"{task}: {a.out / task} {defaults}")
     decoder = load_temporal_decoder(a.vae_temporal)

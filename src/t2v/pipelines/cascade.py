@@ -53,8 +53,11 @@ FACTORS = (2, 4)
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     # window: the frames the network sees at once (its training window; None: the whole clip).
     "interpolate": {"steps": 20, "sampler": "ddim", "factor": 4, "window": None},
-    "upscale": {"steps": 20, "sampler": "ddim", "noise_level": 0.1, "scale": 2, "window": None},
+    # self_ensemble: outputs averaged over that many flips of the input (1, 2, 4 or 8; see upscale).
+    "upscale": {"steps": 20, "sampler": "ddim", "noise_level": 0.1, "scale": 2, "window": None, "self_ensemble": 1},
 }
+# The flips of geometric self-ensemble, in order: none, width, height, both, then the same in reverse time.
+ENSEMBLE_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1), (2,), (2, -1), (2, -2), (2, -2, -1))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -351,17 +354,35 @@ def interpolate(stage: CascadeStage, keyframes: Tensor, factor: Optional[int] = 
 
 @torch.no_grad()
 def upscale(stage: CascadeStage, video: Tensor, *, noise_level: Optional[float] = None, steps: Optional[int] = None,
-            sampler: Optional[str] = None, seed: int = 0, progress: bool = False) -> Tensor:
+            sampler: Optional[str] = None, seed: int = 0, progress: bool = False,
+            self_ensemble: Optional[int] = None) -> Tensor:
     """Video super-resolution: (B, 3, F, h, w) in [-1, 1] -> (B, 3, F, s*h, s*w) (s = the stage's scale, 2).
 
     The condition is the bilinearly upsampled clip, noise-augmented at `noise_level` in [0, 1] (the
-    folder's default otherwise; the augmentation noise of video i comes from seed `seed + i`)."""
+    folder's default otherwise; the augmentation noise of video i comes from seed `seed + i`).
+    `self_ensemble` n in (1, 2, 4, 8) (default: the folder's): the geometric self-ensemble of EDSR
+    (Lim et al. 2017) for video: super-resolve the clip flipped in width, height and time (the
+    first n of `ENSEMBLE_FLIPS`), flip each result back and average; n times the work."""
     _check_video(video, "super-resolution")
     if stage.task != "upscale":
         raise T2VError(f"{stage.path} is a {stage.task} stage; pass a super-resolution stage")
     level = float(stage.defaults["noise_level"] if noise_level is None else noise_level)
     if not 0.0 <= level <= 1.0:
         raise T2VError(f"--noise-level must be in [0, 1]; got {level}")
+    n = int(stage.defaults.get("self_ensemble", 1) if self_ensemble is None else self_ensemble)
+    if n not in (1, 2, 4, 8):
+        raise T2VError(f"--self-ensemble must be 1, 2, 4 or 8 (flipped copies averaged); got {n}")
+    total = None
+    for dims in ENSEMBLE_FLIPS[:n]:
+        out = _upscale_once(stage, video.flip(dims) if dims else video, level, steps, sampler, seed, progress).clamp(-1, 1)
+        out = out.flip(dims) if dims else out
+        total = out if total is None else total + out
+    return total if n == 1 else total / n
+
+
+def _upscale_once(stage: CascadeStage, video: Tensor, level: float, steps: Optional[int], sampler: Optional[str],
+                  seed: int, progress: bool) -> Tensor:
+    """One super-resolution sample of `video` (B, 3, F, h, w) -> (B, 3, F, sH, sW), not yet clamped."""
     scale = int(stage.defaults["scale"])
     up = upsample(video.to(stage.device, torch.float32), scale)  # (B, 3, F, sH, sW)
     b = up.shape[0]
@@ -378,7 +399,7 @@ def upscale(stage: CascadeStage, video: Tensor, *, noise_level: Optional[float] 
                           sampler or stage.defaults["sampler"], seed, progress)
     if stage.unet.config.get("residual", False):  # the sample is the (scaled) residual over the clean upsampled clip
         out = out / stage.unet.config.get("residual_scale", 1.0) + up
-    return out.clamp(-1, 1)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

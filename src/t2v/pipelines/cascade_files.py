@@ -50,7 +50,8 @@ def _check_size(stage: CascadeStage, video: torch.Tensor, path: Path) -> None:
 
 def run_stage_on_file(task: str, video: Path, out: Path, *, model: Optional[Path] = None, factor: int = 4,
                       steps: Optional[int] = None, noise_level: Optional[float] = None, seed: int = 0,
-                      fps: Optional[float] = None, device: Optional[str] = None) -> Path:
+                      fps: Optional[float] = None, device: Optional[str] = None,
+                      self_ensemble: Optional[int] = None) -> Path:
     """Interpolate or upscale one video file into `out`; returns the path written."""
     from t2v.data.video_io import write_video
 
@@ -63,6 +64,8 @@ def run_stage_on_file(task: str, video: Path, out: Path, *, model: Optional[Path
         raise T2VError(f"--noise-level must be in [0, 1]; got {noise_level}")
     if fps is not None and fps <= 0:
         raise T2VError(f"--fps must be positive; got {fps}")
+    if self_ensemble is not None and self_ensemble not in (1, 2, 4, 8):
+        raise T2VError(f"--self-ensemble must be 1, 2, 4 or 8 (flipped copies averaged); got {self_ensemble}")
     _check_out(out)
     clip, rate = read_clip(video)  # (1, 3, F, H, W)
     if task == "interpolate" and clip.shape[2] < 2:
@@ -75,7 +78,7 @@ def run_stage_on_file(task: str, video: Path, out: Path, *, model: Optional[Path
         result = interpolate(stage, clip, factor, steps=steps, seed=seed)
         rate = rate * factor
     else:
-        result = upscale(stage, clip, noise_level=noise_level, steps=steps, seed=seed)
+        result = upscale(stage, clip, noise_level=noise_level, steps=steps, seed=seed, self_ensemble=self_ensemble)
     return write_video(out, result[0].cpu(), fps or rate)
 
 
