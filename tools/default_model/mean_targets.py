@@ -11,11 +11,16 @@ has no checkpoints or resume; it saves OUT (a model folder, EMA weights) every 2
 
     PYTHONPATH=src python tools/default_model/mean_targets.py MODEL OUT --steps 500 [--clips 0] [--mean-samples 4]
         [--only red,circle] [--t-min 975] [--lr 1e-3] [--bank-clips 48] [--color-balance 0.5]
+        [--fg-weight 4] [--color-loss 1]
 
 `--color-balance P` draws both kinds of samples with per-color weights (1 / s_color)^P, where s_color
 is the norm of the color's bank means minus the black clip's latent: in the default model's latent
 space a green object moves the latent 2-11x less than the other colors (session 8,
 docs/default_model.md), so its motion is buried in the noise earliest and its loss counts least.
+`--color-loss Q` instead (or as well) weights each sample's loss by (mean s / s_color)^Q, normalised
+to mean 1 over the colors. `--fg-weight L` weights the ordinary clips' loss by 1 + L on the latent
+cells the object covers (its pixels, max-pooled to the latent grid), as stage 1b of the autoencoder
+weighted its foreground: the object is ~6% of a frame and its shape is all the oracle reads.
 """
 import argparse
 import random
@@ -57,6 +62,8 @@ def main() -> None:
     ap.add_argument("--bank-clips", type=int, default=48)
     ap.add_argument("--only", default=None, help="COLOR,SHAPE: mean samples of that color and shape only")
     ap.add_argument("--color-balance", type=float, default=0.0, help="P: draw colors with weights (1 / latent signal)^P")
+    ap.add_argument("--color-loss", type=float, default=0.0, help="Q: weight each sample's loss by (mean signal / signal)^Q")
+    ap.add_argument("--fg-weight", type=float, default=0.0, help="L: ordinary clips' loss weighted 1 + L on the object's cells")
     a = ap.parse_args()
     torch.manual_seed(0); random.seed(0)
     pipe = TextToVideoPipeline.from_pretrained(a.model)
@@ -74,7 +81,7 @@ def main() -> None:
     print(f"bank {tuple(bank.shape)} in {time.time() - t0:.0f}s", flush=True)
     choices = [i for i, c in enumerate(HELD_IN) if a.only is None or list(c[:2]) == a.only.split(",")]
     data = ShapesWorldDataset(10 ** 6, seed=11, num_frames=16)
-    if a.color_balance:
+    if a.color_balance or a.color_loss:
         with torch.no_grad():
             black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
         signal = {}
@@ -84,23 +91,31 @@ def main() -> None:
         top = max(weight.values())
         print("color weights", {col: round(w / sum(weight.values()), 3) for col, w in weight.items()}, flush=True)
         choice_w = [weight[HELD_IN[i][0]] for i in choices]
+        mean_s = sum(sum(v) / len(v) for v in signal.values()) / len(signal)
+        loss_w = {col: (mean_s / (sum(v) / len(v))) ** a.color_loss for col, v in signal.items()}
+        loss_w = {col: w * len(loss_w) / sum(loss_w.values()) for col, w in loss_w.items()}
+        if a.color_loss:
+            print("color loss weights", {col: round(w, 3) for col, w in loss_w.items()}, flush=True)
 
-    def draw_item() -> dict:
+    def draw_item() -> tuple[dict, str]:
         if not a.color_balance:
-            return data[random.randrange(len(data))]  # the stage 5-7 runs' draws, unchanged
+            index = random.randrange(len(data))  # the stage 5-7 runs' draws, unchanged
+            return data[index], data.params(index).color
         while True:  # an ordinary clip, its color accepted with probability weight / top
             index = random.randrange(len(data))
             if random.random() < weight[data.params(index).color] / top:
-                return data[index]
+                return data[index], data.params(index).color
     g = torch.Generator().manual_seed(0)
     t0, losses = time.time(), []
     for step in range(a.steps):
-        items = [draw_item() for _ in range(a.clips)]
+        drawn = [draw_item() for _ in range(a.clips)]
+        items = [it for it, _ in drawn]
         x0 = pipe.encode_video(torch.stack([it["video"] for it in items])) if items else bank[:0]
         caps = [it["caption"] if random.random() > 0.1 else "" for it in items]
         t = sample_timesteps(1000, a.clips, shift=4.0, generator=g).long()
         idx = (random.choices(choices, weights=choice_w, k=a.mean_samples) if a.color_balance
                else [random.choice(choices) for _ in range(a.mean_samples)])
+        colors = [c for _, c in drawn] + [HELD_IN[i][0] for i in idx]
         x0 = torch.cat([x0, bank[idx]])
         caps += [caption(*HELD_IN[i], phrasing=random.randrange(4)) for i in idx]
         t = torch.cat([t, torch.randint(a.t_min, 1000, (a.mean_samples,), generator=g)])
@@ -108,7 +123,16 @@ def main() -> None:
         xt, target = sched.add_noise(x0, noise, t), sched.get_velocity(x0, noise, t)
         with torch.no_grad():
             text = pipe.encode_text(caps)
-        loss = (unet(xt, t, text) - target).square().mean()
+        err = (unet(xt, t, text) - target).square()  # (B, C, F, h, w)
+        w = torch.ones(err.shape[0], 1, *err.shape[2:])
+        if a.fg_weight and items:  # the object's pixels (not black), max-pooled to the latent grid
+            fg = torch.stack([it["video"].amax(0) > -0.8 for it in items]).float()  # (clips, F, 64, 64)
+            fg = torch.nn.functional.max_pool2d(fg, fg.shape[-1] // err.shape[-1])  # (clips, F, h, w)
+            w[: len(items), 0] += a.fg_weight * fg
+        w = w / w.mean()  # the foreground weight moves the loss within a batch, not its scale
+        if a.color_loss:
+            w = w * torch.tensor([loss_w[c] for c in colors]).view(-1, 1, 1, 1, 1)
+        loss = (w * err).mean()
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); ema.step(params)
         losses.append(loss.item())
         if (step + 1) % 50 == 0:
