@@ -148,12 +148,14 @@ def real_frames(path: Path, size: int = 64) -> torch.Tensor:
     return rearrange((x / 127.5 - 1).clamp(-1, 1), "f c h w -> c f h w")
 
 
-def real_clips(folder: Path) -> dict[str, torch.Tensor]:
-    """name -> (3, 16, 64, 64): the last REAL_EVAL_FRAMES frames of each shared real video."""
+def real_clips(folder: Path, first: bool = False) -> dict[str, torch.Tensor]:
+    """name -> (3, 16, 64, 64): the last REAL_EVAL_FRAMES frames of each shared real video (`first`:
+    the first ones instead, frames the real-footage autoencoder and decoder trained on)."""
     paths = sorted(glob.glob(str(folder / "*.mp4")))
     if not paths:
         raise SystemExit(f"no videos in {folder}: pass --assets (the shared assets folder) or set T2V_ASSETS")
-    return {Path(p).stem: real_frames(Path(p))[:, -REAL_EVAL_FRAMES:] for p in paths}
+    span = slice(0, REAL_EVAL_FRAMES) if first else slice(-REAL_EVAL_FRAMES, None)
+    return {Path(p).stem: real_frames(Path(p))[:, span] for p in paths}
 
 
 @torch.no_grad()
@@ -252,6 +254,8 @@ def main() -> None:
                      "real, last 16 frames (5 clips), ShapesWorld autoencoder": (vae, sub("vae_temporal"), real)}
             if args.real_vae is not None:
                 pairs["real, last 16 frames (5 clips), real-footage autoencoder"] = (args.real_vae, args.real_decoder, real)
+                seen = list(real_clips(args.assets / "videos", first=True).values())
+                pairs["real, first 16 frames (trained on), real-footage autoencoder"] = (args.real_vae, args.real_decoder, seen)
             text, data = eval_decoder(pairs)
         elif section == "cascade":
             text, data = eval_cascade(args.model, args.stages, args.steps)

@@ -4,9 +4,10 @@ no real-image autoencoder can be downloaded here).
 
 The five shared videos are split in time: the last 16 frames of each (`REAL_EVAL_FRAMES`) are the
 evaluation clips (`benchmarks/cascade_eval.py --sections decoder --real-vae ... --real-decoder ...`);
-every frame before them is training data. All frames are resized and center-cropped to 64x64.
+every frame before them is training data. All frames are resized and center-cropped to 64x64
+(`split --size N`: N x N into runs/real/train_N, for training on random crops, `data.random_crop`).
 
-    PYTHONPATH=src python tools/cascade/real_autoencoder.py split runs/real         # runs/real/train/*.mp4 + .txt
+    PYTHONPATH=src python tools/cascade/real_autoencoder.py split runs/real         # runs/real/train/NAME/ (PNG) + NAME.txt
     PYTHONPATH=src python tools/cascade/real_autoencoder.py vae runs/real --steps 1500
     t2v train configs/cascade/vae_decoder_real.yaml                                  # the temporal decoder
 
@@ -38,24 +39,27 @@ def assets() -> Path:
     return Path(os.environ.get("T2V_ASSETS", Path(__file__).resolve().parents[3] / "shared" / "assets"))
 
 
-def train_frames() -> dict[str, torch.Tensor]:
-    """name -> (3, F, 64, 64) in [-1, 1]: every frame before the evaluation tail."""
+def train_frames(size: int = 64) -> dict[str, torch.Tensor]:
+    """name -> (3, F, size, size) in [-1, 1]: every frame before the evaluation tail."""
     out = {}
     for p in sorted(glob.glob(str(assets() / "videos" / "*.mp4"))):
-        x = real_frames(Path(p))
+        x = real_frames(Path(p), size)
         out[Path(p).stem] = x[:, : x.shape[1] - REAL_EVAL_FRAMES]
     if not out:
         raise SystemExit(f"no videos under {assets() / 'videos'}: set T2V_ASSETS to the shared assets folder")
     return out
 
 
-def split(out: Path) -> None:
+def split(out: Path, size: int = 64) -> None:
     from t2v.data.video_io import write_video
 
-    (out / "train").mkdir(parents=True, exist_ok=True)
-    for name, x in train_frames().items():
-        write_video(out / "train" / f"{name}.mp4", x, 8, crf=10)
-        (out / "train" / f"{name}.txt").write_text(CAPTIONS.get(name, name) + "\n")
+    folder = out / ("train" if size == 64 else f"train_{size}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, x in train_frames(size).items():
+        # Lossless PNG frames: an H.264 file is yuv420p, whose halved chroma the decoder would learn to
+        # reproduce (session 9: trained on such files, it lost 1.4-3.5 dB on the originals' frames).
+        write_video(folder / name, x, 8)
+        (folder / f"{name}.txt").write_text(CAPTIONS.get(name, name) + "\n")
         print(f"{name}: {x.shape[1]} training frames", flush=True)
 
 
@@ -103,8 +107,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--size", type=int, default=64, help="split: frame size of the training clips")
     a = ap.parse_args()
-    split(a.out) if a.command == "split" else train_vae(a.out, a.steps, a.batch, a.lr)
+    split(a.out, a.size) if a.command == "split" else train_vae(a.out, a.steps, a.batch, a.lr)
 
 
 if __name__ == "__main__":
