@@ -32,4 +32,11 @@ OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mixed_long $DM/mean_heavy --step
 #    the other colors and was the one left behind (docs/default_model.md, session 8)
 mkdir -p $DM/color_balanced && cp $DM/mixed_long/mean_bank_48.pt $DM/color_balanced/
 OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mean_heavy $DM/color_balanced --steps 800 --clips 2 --mean-samples 4 --lr 5e-4 --color-balance 0.5
-python tools/default_model/ship.py $DM/color_balanced src/t2v/assets/default_model 15 4 4
+# 9. (session 9) two more 800-step runs from stage 8, one with the ordinary clips' loss weighted 5x on the
+#    object (--fg-weight 4), one with each sample's loss weighted by (mean signal / color signal)
+#    (--color-loss 1), and the uniform average of the three U-Nets (docs/default_model.md, session 9)
+mkdir -p $DM/fg_weighted $DM/color_loss && cp $DM/mixed_long/mean_bank_48.pt $DM/fg_weighted/ && cp $DM/mixed_long/mean_bank_48.pt $DM/color_loss/
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/color_balanced $DM/fg_weighted --steps 800 --clips 2 --mean-samples 4 --lr 5e-4 --color-balance 0.5 --fg-weight 4
+OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/color_balanced $DM/color_loss --steps 800 --clips 2 --mean-samples 4 --lr 5e-4 --color-balance 0.5 --color-loss 1
+python $T/soup.py $DM/soup $DM/color_balanced $DM/fg_weighted $DM/color_loss
+python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4
