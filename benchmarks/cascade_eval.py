@@ -163,10 +163,11 @@ def eval_decoder(pairs: dict[str, tuple[Path, Path | None, list[torch.Tensor]]])
     """pairs: set name -> (image VAE folder, temporal decoder folder (None: shipped), clips (3, F, H, W))."""
     from diffusers import AutoencoderKL
 
-    rows, data = [], {}
+    rows, data, loaded = [], {}, {}
     for set_name, (vae_dir, decoder_dir, videos) in pairs.items():
-        temporal = load_temporal_decoder(decoder_dir)
-        image_vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+        if (vae_dir, decoder_dir) not in loaded:  # sets that share an autoencoder load it once
+            loaded[vae_dir, decoder_dir] = (load_temporal_decoder(decoder_dir), AutoencoderKL.from_pretrained(vae_dir).eval())
+        temporal, image_vae = loaded[vae_dir, decoder_dir]
 
         def per_frame(x: torch.Tensor, image_vae=image_vae) -> torch.Tensor:  # (3, F, 64, 64) -> same, the image VAE
             z = image_vae.encode(rearrange(x, "c f h w -> f c h w")).latent_dist.mode()
