@@ -91,10 +91,10 @@ def main() -> None:
         top = max(weight.values())
         print("color weights", {col: round(w / sum(weight.values()), 3) for col, w in weight.items()}, flush=True)
         choice_w = [weight[HELD_IN[i][0]] for i in choices]
-        mean_s = sum(sum(v) / len(v) for v in signal.values()) / len(signal)
-        loss_w = {col: (mean_s / (sum(v) / len(v))) ** a.color_loss for col, v in signal.items()}
-        loss_w = {col: w * len(loss_w) / sum(loss_w.values()) for col, w in loss_w.items()}
         if a.color_loss:
+            mean_s = sum(sum(v) / len(v) for v in signal.values()) / len(signal)
+            loss_w = {col: (mean_s / (sum(v) / len(v))) ** a.color_loss for col, v in signal.items()}
+            loss_w = {col: w * len(loss_w) / sum(loss_w.values()) for col, w in loss_w.items()}
             print("color loss weights", {col: round(w, 3) for col, w in loss_w.items()}, flush=True)
 
     def draw_item() -> tuple[dict, str]:

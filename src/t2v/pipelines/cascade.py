@@ -58,6 +58,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # The flips of geometric self-ensemble, in order: none, width, height, both, then the same in reverse time.
 ENSEMBLE_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1), (2,), (2, -1), (2, -2), (2, -2, -1))
+ENSEMBLE_SIZES = (1, 2, 4, 8)  # the first n flips: none; width; both spatial ones; all, time included
 
 
 # ------------------------------------------------------------------------------------------------
@@ -71,6 +72,11 @@ def interpolated_length(num_frames: int, factor: int) -> int:
 def check_factor(factor: int) -> None:
     if factor not in FACTORS:
         raise T2VError(f"--factor must be 2 or 4 (apply twice for more); got {factor}")
+
+
+def check_self_ensemble(n: int) -> None:
+    if n not in ENSEMBLE_SIZES:
+        raise T2VError(f"--self-ensemble must be 1, 2, 4 or 8 (flipped copies averaged); got {n}")
 
 
 def keyframe_mask(num_frames: int, factor: int, device: Union[str, torch.device, None] = None) -> Tensor:
@@ -370,14 +376,10 @@ def upscale(stage: CascadeStage, video: Tensor, *, noise_level: Optional[float] 
     if not 0.0 <= level <= 1.0:
         raise T2VError(f"--noise-level must be in [0, 1]; got {level}")
     n = int(stage.defaults.get("self_ensemble", 1) if self_ensemble is None else self_ensemble)
-    if n not in (1, 2, 4, 8):
-        raise T2VError(f"--self-ensemble must be 1, 2, 4 or 8 (flipped copies averaged); got {n}")
-    total = None
-    for dims in ENSEMBLE_FLIPS[:n]:
-        out = _upscale_once(stage, video.flip(dims) if dims else video, level, steps, sampler, seed, progress).clamp(-1, 1)
-        out = out.flip(dims) if dims else out
-        total = out if total is None else total + out
-    return total if n == 1 else total / n
+    check_self_ensemble(n)
+    outs = [_upscale_once(stage, video.flip(dims), level, steps, sampler, seed, progress).clamp(-1, 1).flip(dims)
+            for dims in ENSEMBLE_FLIPS[:n]]  # flip(()) is the clip itself
+    return sum(outs) / n
 
 
 def _upscale_once(stage: CascadeStage, video: Tensor, level: float, steps: Optional[int], sampler: Optional[str],

@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from t2v.errors import T2VError
-from t2v.pipelines.cascade import CascadePipeline, CascadeStage, check_factor, interpolate, upscale
+from t2v.pipelines.cascade import CascadePipeline, CascadeStage, check_factor, check_self_ensemble, interpolate, upscale
 
 _STAGE_NAMES = {"interpolate": "interpolate", "upscale": "upscale", "decoder": "vae_temporal"}
 
@@ -64,8 +64,8 @@ def run_stage_on_file(task: str, video: Path, out: Path, *, model: Optional[Path
         raise T2VError(f"--noise-level must be in [0, 1]; got {noise_level}")
     if fps is not None and fps <= 0:
         raise T2VError(f"--fps must be positive; got {fps}")
-    if self_ensemble is not None and self_ensemble not in (1, 2, 4, 8):
-        raise T2VError(f"--self-ensemble must be 1, 2, 4 or 8 (flipped copies averaged); got {self_ensemble}")
+    if self_ensemble is not None:
+        check_self_ensemble(self_ensemble)
     _check_out(out)
     clip, rate = read_clip(video)  # (1, 3, F, H, W)
     if task == "interpolate" and clip.shape[2] < 2:
