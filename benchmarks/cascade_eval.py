@@ -246,9 +246,11 @@ def main() -> None:
         elif section == "sr":
             text, data = eval_sr(CascadeStage.from_pretrained(sub("upscale"), "upscale"), args.clips, args.seed, args.steps)
         elif section == "decoder":
-            from t2v.pipelines.model_folder import default_model_dir
+            from t2v.pipelines.cascade import default_stage_dir
 
-            vae = (args.model or default_model_dir()) / "vae"
+            # The per-frame decoder: the image VAE the decoder stage was fine-tuned from (the default
+            # model's own vae/ is that fine-tuned temporal decoder since session 10).
+            vae = args.model / "vae" if args.model else default_stage_dir("image_vae")
             ds = ShapesWorldDataset(args.clips, seed=args.seed, size=64, num_frames=16, include_held_out=True)
             real = list(real_clips(args.assets / "videos").values())
             pairs = {f"ShapesWorld ({args.clips} clips, seed {args.seed})": (vae, sub("vae_temporal"), [ds[i]["video"] for i in range(args.clips)]),

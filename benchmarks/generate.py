@@ -49,6 +49,7 @@ import torch  # noqa: E402
 import t2v.pipelines  # noqa: E402,F401  (all of the library a generate call needs)
 from t2v.data.video_io import write_video  # noqa: E402
 from t2v.errors import T2VError  # noqa: E402
+from t2v.models.temporal_vae import TemporalAutoencoder  # noqa: E402
 from t2v.pipelines import TextToVideoPipeline  # noqa: E402
 from t2v.pipelines.model_folder import default_model_dir  # noqa: E402
 
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         "text": "text encoding (prompt + negative, once)",
         "unet": f"denoising: U-Net, {n_unet} calls",
         "sampler": "denoising: sampler, noise, guidance mix",
-        "decode": f"VAE decoding ({args.decode_chunk_size} frames a call)" if pipe.vae is not None else "to pixels (no VAE)",
+        "decode": ("to pixels (no VAE)" if pipe.vae is None else "temporal VAE decoding (a clip a call)"
+                   if isinstance(pipe.vae, TemporalAutoencoder) else f"VAE decoding ({args.decode_chunk_size} frames a call)"),
         "rest": "rest of the pipeline call",
         "write": f"writing {out.suffix}",
     }

@@ -42,6 +42,23 @@ def test_the_folder_is_a_small_diffusers_layout():
     assert (defaults["num_frames"], defaults["height"], defaults["width"]) == (16, 64, 64)
 
 
+def test_the_vae_is_video_ldms_temporal_decoder_on_the_image_models_encoder(pipe):
+    """Since session 10 vae/ is the cascade's temporally fine-tuned decoder (Video LDM, Sec. 3.1.1), as
+    Stable Video Diffusion's vae/ is a temporal decoder; its encoder is the image VAE's, bit for bit, so
+    the latents the U-Net was trained on do not move."""
+    from diffusers import AutoencoderKL
+
+    from t2v.models import TemporalAutoencoder
+    from t2v.pipelines.cascade import default_stage_dir
+
+    assert isinstance(pipe.vae, TemporalAutoencoder)
+    image = AutoencoderKL.from_pretrained(default_stage_dir("image_vae")).state_dict()
+    mine = pipe.vae.vae.state_dict()
+    encoder = [k for k in image if k.startswith(("encoder.", "quant_conv."))]
+    assert len(encoder) == 56 and all(torch.equal(image[k], mine[k]) for k in encoder)
+    assert json.loads((default_model_dir() / "model_index.json").read_text())["vae"] == ["t2v.models", "TemporalAutoencoder"]
+
+
 def test_loads_as_float32_with_the_recorded_size(pipe):
     assert pipe.dtype == torch.float32 and pipe.default_size == (64, 64)
     assert pipe.unet.recipe.name == "video-ldm"

@@ -21,6 +21,7 @@ from t2v.pipelines.cascade import (
     CascadePipeline,
     CascadeStage,
     blend_neighbours,
+    default_stage_dir,
     interpolate,
     load_temporal_decoder,
     place_keyframes,
@@ -130,11 +131,9 @@ def test_shipped_super_resolution_beats_bicubic_in_ssim(super_resolved):
 def decoded():
     from diffusers import AutoencoderKL
 
-    from t2v.pipelines.model_folder import default_model_dir
-
     temporal = load_temporal_decoder(None)
     assert temporal.dtype == torch.float32  # stored in fp16, loaded as float32
-    image_vae = AutoencoderKL.from_pretrained(default_model_dir() / "vae").eval()
+    image_vae = AutoencoderKL.from_pretrained(default_stage_dir("image_vae")).eval()
     ds = ShapesWorldDataset(CLIPS, seed=SEED, size=64, num_frames=16, include_held_out=True)
     videos = [ds[i]["video"] for i in range(CLIPS)]
     with torch.no_grad():

@@ -12,7 +12,7 @@ from einops import rearrange
 from t2v.errors import T2VError
 from t2v.models.temporal_vae import TemporalAutoencoder
 from t2v.models.video_discriminator import VideoDiscriminator
-from t2v.pipelines.model_folder import default_model_dir
+from t2v.pipelines.cascade import default_stage_dir
 from t2v.training.cascade import hinge_d_loss, reconstruction_loss
 
 
@@ -23,7 +23,7 @@ def per_frame_decode(vae: AutoencoderKL, z: torch.Tensor) -> torch.Tensor:
 
 
 def test_identity_at_init_with_the_shipped_vae():
-    vae = AutoencoderKL.from_pretrained(default_model_dir() / "vae").eval()
+    vae = AutoencoderKL.from_pretrained(default_stage_dir("image_vae")).eval()
     model = TemporalAutoencoder.from_vae(vae).eval()
     video = torch.rand(1, 3, 5, 64, 64) * 2 - 1
     with torch.no_grad():

@@ -11,7 +11,7 @@ has no checkpoints or resume; it saves OUT (a model folder, EMA weights) every 2
 
     PYTHONPATH=src python tools/default_model/mean_targets.py MODEL OUT --steps 500 [--clips 0] [--mean-samples 4]
         [--only red,circle] [--t-min 975] [--lr 1e-3] [--bank-clips 48] [--color-balance 0.5]
-        [--fg-weight 4] [--color-loss 1]
+        [--fg-weight 4] [--color-loss 1] [--clip-shift 1] [--clip-t-max 400]
 
 `--color-balance P` draws both kinds of samples with per-color weights (1 / s_color)^P, where s_color
 is the norm of the color's bank means minus the black clip's latent: in the default model's latent
@@ -21,6 +21,9 @@ docs/default_model.md), so its motion is buried in the noise earliest and its lo
 to mean 1 over the colors. `--fg-weight L` weights the ordinary clips' loss by 1 + L on the latent
 cells the object covers (its pixels, max-pooled to the latent grid), as stage 1b of the autoencoder
 weighted its foreground: the object is ~6% of a frame and its shape is all the oracle reads.
+`--clip-shift S` and `--clip-t-max T` change the ordinary clips' timesteps (default: stage 3's, uniform
+over [0, 1000) shifted by 4, so only ~10% fall below t = 300, where the shipped sampler's last step,
+t = 222, predicts the clip the decoder draws).
 """
 import argparse
 import random
@@ -64,6 +67,8 @@ def main() -> None:
     ap.add_argument("--color-balance", type=float, default=0.0, help="P: draw colors with weights (1 / latent signal)^P")
     ap.add_argument("--color-loss", type=float, default=0.0, help="Q: weight each sample's loss by (mean signal / signal)^Q")
     ap.add_argument("--fg-weight", type=float, default=0.0, help="L: ordinary clips' loss weighted 1 + L on the object's cells")
+    ap.add_argument("--clip-shift", type=float, default=4.0, help="S: ordinary clips' timesteps uniform, shifted by S (stage 3's 4)")
+    ap.add_argument("--clip-t-max", type=int, default=1000, help="ordinary clips' timesteps drawn below this")
     a = ap.parse_args()
     torch.manual_seed(0); random.seed(0)
     pipe = TextToVideoPipeline.from_pretrained(a.model)
@@ -112,7 +117,7 @@ def main() -> None:
         items = [it for it, _ in drawn]
         x0 = pipe.encode_video(torch.stack([it["video"] for it in items])) if items else bank[:0]
         caps = [it["caption"] if random.random() > 0.1 else "" for it in items]
-        t = sample_timesteps(1000, a.clips, shift=4.0, generator=g).long()
+        t = sample_timesteps(a.clip_t_max, a.clips, shift=a.clip_shift, generator=g).long()
         idx = (random.choices(choices, weights=choice_w, k=a.mean_samples) if a.color_balance
                else [random.choice(choices) for _ in range(a.mean_samples)])
         colors = [c for _, c in drawn] + [HELD_IN[i][0] for i in idx]

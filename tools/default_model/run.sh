@@ -40,3 +40,10 @@ OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/color_balanced $DM/fg_weighted -
 OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/color_balanced $DM/color_loss --steps 800 --clips 2 --mean-samples 4 --lr 5e-4 --color-balance 0.5 --color-loss 1
 python $T/soup.py $DM/soup $DM/color_balanced $DM/fg_weighted $DM/color_loss
 python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4
+# 10. (session 10) Video LDM's temporally fine-tuned decoder as the folder's vae/: the cascade's decoder
+#     stage (configs/cascade/vae_decoder.yaml, encoder frozen), fine-tuned from the float16 image VAE just
+#     shipped, which stays in the package as the per-frame baseline (docs/default_model.md, session 10)
+rm -rf src/t2v/assets/cascade/image_vae && cp -r src/t2v/assets/default_model/vae src/t2v/assets/cascade/image_vae
+OMP_NUM_THREADS=1 t2v train configs/cascade/vae_decoder.yaml
+OMP_NUM_THREADS=1 t2v train configs/cascade/vae_decoder.yaml --resume --set max_steps=2400 --set cascade.temporal_weight=4.0
+python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4 runs/cascade/vae_decoder/model

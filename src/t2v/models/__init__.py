@@ -8,12 +8,14 @@ Public API of the video U-Net (issue 4):
 
 from t2v.models.inflate import inflate, inflate_folder, load_unet2d, load_video_unet
 from t2v.models.recipes import RECIPES, Recipe, get_recipe
+from t2v.models.temporal_vae import TemporalAutoencoder
 from t2v.models.vdm import vdm_unet
 from t2v.models.video_unet import VideoUNet
 
 __all__ = [
     "RECIPES",
     "Recipe",
+    "TemporalAutoencoder",
     "VideoUNet",
     "get_recipe",
     "inflate",

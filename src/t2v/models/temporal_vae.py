@@ -12,7 +12,7 @@ does frame by frame, and `image_only=True` skips the temporal layers at any time
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 from diffusers import AutoencoderKL
@@ -26,6 +26,12 @@ from t2v.errors import T2VError
 from t2v.layers import AlphaMerge, TemporalResBlock
 from t2v.models.video_blocks import FrameContext, Frames, VideoBlock
 from t2v.models.video_unet import is_added, parent_name
+
+
+def image_vae_config(vae: Any) -> Mapping[str, Any]:
+    """The image autoencoder's config of an `AutoencoderKL` or a `TemporalAutoencoder` (its `vae_config`):
+    scaling_factor, shift_factor, latent_channels, block_out_channels."""
+    return vae.vae.config if isinstance(vae, TemporalAutoencoder) else vae.config
 
 
 def _plain_config(vae: AutoencoderKL) -> dict[str, Any]:

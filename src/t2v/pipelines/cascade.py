@@ -44,6 +44,7 @@ from torch import Tensor
 from t2v.diffusion.sampling import sample
 from t2v.diffusion.schedulers import make_scheduler
 from t2v.errors import T2VError
+from t2v.models.temporal_vae import image_vae_config
 from t2v.pipelines.text_to_video import seeded_generators
 
 CASCADE_ASSETS = "cascade"  # t2v/assets/cascade/{interpolate,upscale,vae_temporal}
@@ -157,7 +158,8 @@ def augment_condition(alphas_cumprod: Tensor, condition: Tensor, level: Tensor, 
 # stage folders
 # ------------------------------------------------------------------------------------------------
 def default_stage_dir(name: str) -> Path:
-    """`t2v/assets/cascade/NAME` (interpolate, upscale, vae_temporal); a T2VError when not installed."""
+    """`t2v/assets/cascade/NAME` (interpolate, upscale, vae_temporal; image_vae: the per-frame autoencoder the
+    temporal decoder was fine-tuned from, the baseline of its measurements); a T2VError when not installed."""
     path = Path(str(resources.files("t2v.assets").joinpath(CASCADE_ASSETS))) / name  # a namespace package's joinpath takes one part
     if not path.is_dir():
         raise T2VError(f"no default {name} stage is installed in this version of t2v; pass its model folder")
@@ -415,13 +417,13 @@ class CascadePipeline:
 
     def __init__(self, base: Any, decoder: Any, interpolator: CascadeStage, upscaler: CascadeStage) -> None:
         self.base, self.decoder, self.interpolator, self.upscaler = base, decoder, interpolator, upscaler
-        vae = base.vae
-        if vae is None:
+        if base.vae is None:
             raise T2VError("the cascade's base model must be a latent model (with vae/), as Video LDM's keyframe model is")
-        if decoder.latent_channels != vae.config.latent_channels or abs(decoder.scaling_factor - vae.config.scaling_factor) > 1e-6:
+        vae = image_vae_config(base.vae)
+        if decoder.latent_channels != vae["latent_channels"] or abs(decoder.scaling_factor - vae["scaling_factor"]) > 1e-6:
             raise T2VError(
                 f"the temporal decoder (latent channels {decoder.latent_channels}, scale {decoder.scaling_factor:g}) does not "
-                f"fit the base model's VAE ({vae.config.latent_channels}, {vae.config.scaling_factor:g}); "
+                f"fit the base model's VAE ({vae['latent_channels']}, {vae['scaling_factor']:g}); "
                 "fine-tune one from this VAE with `t2v train` stage vae-decoder"
             )
 

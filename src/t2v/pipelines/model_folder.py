@@ -8,7 +8,8 @@ MODEL/
   text_encoder/         transformers CLIPTextModel
   tokenizer/            CLIPTokenizer files; absent or empty = the built-in offline CLIP tokenizer
   scheduler/            scheduler_config.json: the noise schedule (and prediction_type)
-  vae/                  AutoencoderKL for latent models; absent = the U-Net works on pixels (3 channels)
+  vae/                  AutoencoderKL for latent models, or a TemporalAutoencoder (the same AutoencoderKL with
+                        Video LDM's temporal decoder layers); absent = the U-Net works on pixels (3 channels)
 ```
 """
 
@@ -50,7 +51,7 @@ class ModelParts:
     tokenizer: Any  # transformers CLIPTokenizer
     scheduler_config: dict[str, Any]
     default_sampler: str  # the sampler named by scheduler_config.json's class (ddim if unknown)
-    vae: Optional[Any] = None  # diffusers AutoencoderKL, None for pixel-space models
+    vae: Optional[Any] = None  # diffusers AutoencoderKL or t2v TemporalAutoencoder, None for pixel-space models
 
 
 def default_model_dir() -> Path:
@@ -156,10 +157,23 @@ def _load_scheduler_config(folder: Path) -> tuple[dict[str, Any], str]:
     return config, _SAMPLER_OF_CLASS.get(cfg.get("_class_name", ""), "ddim")
 
 
+def vae_image_config(folder: Path) -> dict[str, Any]:
+    """The image autoencoder's config in `folder`/vae/config.json (a TemporalAutoencoder's `vae_config`);
+    {} when there is none (pixel-space models)."""
+    path = folder / "vae" / "config.json"
+    if not path.is_file():
+        return {}
+    cfg = _read_config(path, "vae", "an AutoencoderKL or a TemporalAutoencoder config")
+    inner = cfg.get("vae_config") if cfg.get("_class_name") == "TemporalAutoencoder" else cfg
+    return inner if isinstance(inner, dict) else {}
+
+
 def _load_vae(folder: Path, latent_channels: int) -> Optional[Any]:
     from diffusers import AutoencoderKL
 
-    expected = "an AutoencoderKL (config.json + diffusion_pytorch_model.safetensors)"
+    from t2v.models.temporal_vae import TemporalAutoencoder
+
+    expected = "an AutoencoderKL or a TemporalAutoencoder (config.json + diffusion_pytorch_model.safetensors)"
     if not (folder / "vae").exists():
         if latent_channels != 3:
             raise T2VError(
@@ -168,17 +182,19 @@ def _load_vae(folder: Path, latent_channels: int) -> Optional[Any]:
             )
         return None  # a pixel-space model
     d, cfg = _part_dir(folder, "vae", "config.json", expected)
-    if cfg.get("_class_name") != "AutoencoderKL":
+    cls = {"AutoencoderKL": AutoencoderKL, "TemporalAutoencoder": TemporalAutoencoder}.get(cfg.get("_class_name"))
+    if cls is None:
         raise T2VError(f"vae: {d}/config.json names {cfg.get('_class_name') or 'no _class_name'}; expected {expected}")
     if not _has_weights(d, _UNET_WEIGHTS):
         raise T2VError(f"vae: {d} has no weights; expected {expected}")
-    if cfg.get("latent_channels") != latent_channels:
+    channels = vae_image_config(folder).get("latent_channels")
+    if channels != latent_channels:
         raise T2VError(
-            f"vae: {d} has {cfg.get('latent_channels')} latent channels but the U-Net takes {latent_channels}; "
+            f"vae: {d} has {channels} latent channels but the U-Net takes {latent_channels}; "
             "expected the VAE the U-Net was trained with"
         )
     try:
-        return AutoencoderKL.from_pretrained(d).eval()
+        return cls.from_pretrained(d).eval()
     except Exception as exc:  # diffusers raises OSError/ValueError/RuntimeError on broken files
         raise T2VError(f"vae: cannot load {d} ({_first_line(exc)}); expected {expected}") from None
 

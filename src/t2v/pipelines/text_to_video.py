@@ -3,7 +3,9 @@
 The pieces are the library's: a CLIP text encoder (Radford et al. 2021) gives the conditioning, the
 video U-Net predicts noise (or v), a diffusers sampler (`t2v.diffusion.schedulers`) walks from noise
 to data with classifier-free guidance (Ho & Salimans 2022), and for latent models the Stable
-Diffusion VAE (Rombach et al. 2022) decodes the latents frame by frame, a few frames at a time.
+Diffusion VAE (Rombach et al. 2022) decodes the latents frame by frame, a few frames at a time, or,
+when the folder's vae/ is a `TemporalAutoencoder` (Video LDM's temporally fine-tuned decoder, as
+Stable Video Diffusion's vae/ is diffusers' AutoencoderKLTemporalDecoder), a whole clip per call.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor
 from t2v.diffusion.sampling import sample
 from t2v.diffusion.schedulers import make_scheduler
 from t2v.errors import T2VError
+from t2v.models.temporal_vae import TemporalAutoencoder, image_vae_config
 from t2v.models.text import encode_prompts
 from t2v.pipelines.model_folder import ModelParts, load_model_folder
 
@@ -111,7 +114,7 @@ class TextToVideoPipeline:
         """Pixels per latent pixel along each side (1 for pixel-space models)."""
         if self.vae is None:
             return 1
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return 2 ** (len(image_vae_config(self.vae)["block_out_channels"]) - 1)
 
     @property
     def default_size(self) -> tuple[int, int]:
@@ -141,25 +144,33 @@ class TextToVideoPipeline:
         """
         if self.vae is None:
             return video.to(device=self.device, dtype=self.dtype)
-        b = video.shape[0]
-        frames = rearrange(video, "b c f h w -> (b f) c h w").to(device=self.vae.device, dtype=self.vae.dtype)
-        z = self.vae.encode(frames).latent_dist.mode()  # (B*F, C, h, w)
-        shift = self.vae.config.get("shift_factor") or 0.0
-        z = (z - shift) * self.vae.config.scaling_factor
-        return rearrange(z, "(b f) c h w -> b c f h w", b=b).to(self.dtype).contiguous()
+        video = video.to(device=self.vae.device, dtype=self.vae.dtype)
+        if isinstance(self.vae, TemporalAutoencoder):
+            z = self.vae.encode(video)  # its encoder is the image VAE's, frame by frame
+        else:
+            frames = rearrange(video, "b c f h w -> (b f) c h w")
+            z = rearrange(self.vae.encode(frames).latent_dist.mode(), "(b f) c h w -> b c f h w", b=video.shape[0])
+        cfg = image_vae_config(self.vae)
+        z = (z - (cfg.get("shift_factor") or 0.0)) * cfg["scaling_factor"]
+        return z.to(self.dtype).contiguous()
 
     @torch.no_grad()
-    def decode_latents(self, latents: Tensor, decode_chunk_size: int = 8) -> Tensor:
-        """The U-Net's space (B, C, F, h, w) -> pixels (B, 3, F, H, W) in [-1, 1], decoding
-        `decode_chunk_size` frames per VAE call (peak memory grows with the chunk, not the clip)."""
+    def decode_latents(self, latents: Tensor, decode_chunk_size: int = 8, image_only: bool = False) -> Tensor:
+        """The U-Net's space (B, C, F, h, w) -> pixels (B, 3, F, H, W) in [-1, 1].
+
+        An image VAE decodes `decode_chunk_size` frames per call (peak memory grows with the chunk, not
+        the clip). A `TemporalAutoencoder` decodes one whole clip per call (its temporal layers see
+        every frame); `image_only` then skips its temporal layers (its decoder frame by frame)."""
         if decode_chunk_size < 1:
             raise T2VError(f"decode_chunk_size must be at least 1, got {decode_chunk_size}")
         if self.vae is None:
             return latents.float().clamp(-1, 1)
+        cfg = image_vae_config(self.vae)
+        z = latents.to(dtype=self.vae.dtype) / cfg["scaling_factor"] + (cfg.get("shift_factor") or 0.0)
+        if isinstance(self.vae, TemporalAutoencoder):
+            return torch.cat([self.vae.decode(clip, image_only=image_only) for clip in z.split(1)]).float().clamp(-1, 1)
         b = latents.shape[0]
-        z = rearrange(latents, "b c f h w -> (b f) c h w").to(dtype=self.vae.dtype)
-        shift = self.vae.config.get("shift_factor") or 0.0
-        z = z / self.vae.config.scaling_factor + shift
+        z = rearrange(z, "b c f h w -> (b f) c h w")
         frames = [self.vae.decode(chunk).sample for chunk in z.split(decode_chunk_size)]  # each (n, 3, H, W)
         video = torch.cat(frames).float().clamp(-1, 1)  # (B*F, 3, H, W)
         return rearrange(video, "(b f) c h w -> b c f h w", b=b)
@@ -305,5 +316,5 @@ class TextToVideoPipeline:
         )  # (B, C, F, h, w)
         if output_latents:
             return x
-        # 4. Pixels, a few frames per VAE call.
-        return self.decode_latents(x, decode_chunk_size)  # (B, 3, F, H, W)
+        # 4. Pixels, a few frames (or, through a temporal decoder, one clip) per VAE call.
+        return self.decode_latents(x, decode_chunk_size, image_only=image_only)  # (B, 3, F, H, W)

@@ -89,9 +89,13 @@ def build_stage_model(config: TrainConfig) -> Any:
 
         folder = Path(config.model.vae or config.model.pretrained)
         for cand in (folder / "vae", folder):
-            if (cand / "config.json").is_file() and '"AutoencoderKL"' in (cand / "config.json").read_text():
+            text = (cand / "config.json").read_text() if (cand / "config.json").is_file() else ""
+            if '"AutoencoderKL"' in text:
                 return TemporalAutoencoder.from_vae(AutoencoderKL.from_pretrained(cand), resblock_kernel=k.decoder_kernel)
-        raise T2VError(f"{folder} holds no AutoencoderKL (config.json + weights, or vae/ inside); set model.vae to one")
+            if '"TemporalAutoencoder"' in text:  # fine-tuned on from its temporal layers as they are
+                return TemporalAutoencoder.from_pretrained(cand)
+        raise T2VError(f"{folder} holds no AutoencoderKL or TemporalAutoencoder (config.json + weights, or vae/ inside); "
+                       "set model.vae to one")
     from t2v.models.cascade_unet import CascadeUNet
 
     size = config.data.height * (k.scale if config.stage == "upscale" else 1)

@@ -29,12 +29,14 @@ from t2v.models import VideoUNet
 
 def write_model_folder(out: Path, *, unet: Any, text_encoder: Any, tokenizer: Any, schedule: dict[str, Any],
                        vae: Optional[Any] = None, base_index: Optional[dict[str, Any]] = None,
-                       extra: Optional[dict[str, Any]] = None) -> Path:
+                       extra: Optional[dict[str, Any]] = None, vae_folder: Optional[Path] = None) -> Path:
     """Save every part to `out` (replacing an older folder there); returns `out`.
 
     `schedule` is the training noise-schedule config (saved as a DDIM sampler's config, so `ddim`
     is the folder's default sampler); `base_index` is the pretrained folder's model_index.json,
     kept except for the entries written here; `extra` adds `_t2v_*` keys (e.g. the training stage).
+    `vae_folder`: a TemporalAutoencoder folder that `vae` is the frozen image VAE of; it is copied as
+    vae/ instead (training never changes the VAE, so the temporal decoder goes on with the model).
     """
     out = Path(out)
     tmp = out.with_name(f".tmp-{out.name}")
@@ -56,7 +58,10 @@ def write_model_folder(out: Path, *, unet: Any, text_encoder: Any, tokenizer: An
     })
     if isinstance(unet, VideoUNet):
         index["_t2v_recipe"] = unet.recipe.name
-    if vae is not None:
+    if vae_folder is not None:
+        shutil.copytree(vae_folder, tmp / "vae")
+        index["vae"] = ["t2v.models", "TemporalAutoencoder"]
+    elif vae is not None:
         vae.save_pretrained(tmp / "vae", safe_serialization=True)
         index["vae"] = ["diffusers", "AutoencoderKL"]
     index.update(extra or {})

@@ -338,7 +338,7 @@ def _write_output(c: TrainConfig, parts: Any, unet: Any, text_encoder: Any, vae:
 
     return write_model_folder(out / "model", unet=unet, text_encoder=text_encoder.float(), tokenizer=parts.tokenizer,
                               schedule=parts.schedule, vae=vae.float() if vae is not None else None,
-                              base_index=parts.index, extra={"_t2v_stage": c.stage})
+                              base_index=parts.index, extra={"_t2v_stage": c.stage}, vae_folder=parts.vae_folder)
 
 
 def _dump_weights(folder: Path, accelerator: Any, unet: Any, parts: Any) -> None:

@@ -53,6 +53,7 @@ class Parts:
     schedule: dict[str, Any]
     trainable: dict[str, nn.Parameter]
     index: dict[str, Any]  # model_index.json of the pretrained folder ({} if none)
+    vae_folder: Optional[Path] = None  # a TemporalAutoencoder folder `vae` is the image VAE of (copied on export)
 
     @property
     def is_video(self) -> bool:
@@ -99,16 +100,30 @@ def _text_encoder(config: TrainConfig, pre: Optional[Path]) -> CLIPTextModel:
     ))
 
 
-def _vae(config: TrainConfig, pre: Optional[Path]) -> Optional[AutoencoderKL]:
+def _image_vae(folder: Path) -> tuple[Optional[AutoencoderKL], Optional[Path]]:
+    """(the AutoencoderKL in `folder`, None), or for a TemporalAutoencoder folder (its image VAE, `folder`):
+    the same encoder and its 2D decoder weights (a U-Net trains on the encoder's latents; the folder is
+    copied into the trained model as it is). (None, None) when the folder holds neither."""
+    name = _class_name(folder / "config.json") if (folder / "config.json").is_file() else None
+    if name == "AutoencoderKL":
+        return AutoencoderKL.from_pretrained(folder), None
+    if name == "TemporalAutoencoder":
+        from t2v.models.temporal_vae import TemporalAutoencoder
+
+        return TemporalAutoencoder.from_pretrained(folder).to_vae(), folder
+    return None, None
+
+
+def _vae(config: TrainConfig, pre: Optional[Path]) -> tuple[Optional[AutoencoderKL], Optional[Path]]:
     if config.model.vae is not None:
         folder = Path(config.model.vae)
         for cand in (folder / "vae", folder):
-            if (cand / "config.json").is_file() and _class_name(cand / "config.json") == "AutoencoderKL":
-                return AutoencoderKL.from_pretrained(cand)
-        raise T2VError(f"model.vae {folder} holds no AutoencoderKL (config.json + weights, or vae/ inside); fix the path or set it to null")
-    if pre is not None and (pre / "vae" / "config.json").is_file():
-        return AutoencoderKL.from_pretrained(pre / "vae")
-    return None
+            vae, temporal = _image_vae(cand)
+            if vae is not None:
+                return vae, temporal
+        raise T2VError(f"model.vae {folder} holds no AutoencoderKL or TemporalAutoencoder (config.json + weights, or vae/ "
+                       "inside); fix the path or set it to null")
+    return _image_vae(pre / "vae") if pre is not None else (None, None)
 
 
 def _unet(config: TrainConfig, pre: Optional[Path], in_channels: int, text_width: int) -> nn.Module:
@@ -212,7 +227,7 @@ def build_parts(config: TrainConfig) -> Parts:
     if config.model.text_encoder is not None and tokenizer.model_max_length != config.model.text_encoder.max_length:
         tokenizer = copy.deepcopy(tokenizer)  # the built-in one is cached: never modify it in place
         tokenizer.model_max_length = config.model.text_encoder.max_length
-    vae = _vae(config, pre)
+    vae, vae_folder = _vae(config, pre)
     channels = vae.config.latent_channels if vae is not None else 3
     unet = _unet(config, pre, channels, text_encoder.config.hidden_size)
     if config.stage == "tune" and config.model.lora_rank is not None:
@@ -256,7 +271,8 @@ def build_parts(config: TrainConfig) -> Parts:
             index = json.loads((pre / "model_index.json").read_text())
         except json.JSONDecodeError:
             index = {}
-    return Parts(unet, text_encoder, tokenizer, vae, DDPMScheduler.from_config(schedule), schedule, trainable, index)
+    return Parts(unet, text_encoder, tokenizer, vae, DDPMScheduler.from_config(schedule), schedule, trainable, index,
+                 vae_folder)
 
 
 def vae_factor(vae: Optional[AutoencoderKL]) -> int:

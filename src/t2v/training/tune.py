@@ -31,10 +31,9 @@ def native_size(model: Path) -> int:
         raise T2VError(f"{model} has no readable unet/config.json; pass a Stable Diffusion folder (unet/, text_encoder/, vae/, ...)") from None
     size = unet.get("sample_size") or 64
     size = size if isinstance(size, int) else size[0]
-    factor = 1
-    vae_cfg = model / "vae" / "config.json"
-    if vae_cfg.is_file():
-        factor = 2 ** (len(json.loads(vae_cfg.read_text()).get("block_out_channels", [0])) - 1)
+    from t2v.pipelines.model_folder import vae_image_config
+
+    factor = 2 ** (len(vae_image_config(model).get("block_out_channels", [0])) - 1)
     return size * factor
 
 
