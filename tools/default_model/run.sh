@@ -38,7 +38,8 @@ OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/mean_heavy $DM/color_balanced --
 mkdir -p $DM/fg_weighted $DM/color_loss && cp $DM/mixed_long/mean_bank_48.pt $DM/fg_weighted/ && cp $DM/mixed_long/mean_bank_48.pt $DM/color_loss/
 OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/color_balanced $DM/fg_weighted --steps 800 --clips 2 --mean-samples 4 --lr 5e-4 --color-balance 0.5 --fg-weight 4
 OMP_NUM_THREADS=1 python $T/mean_targets.py $DM/color_balanced $DM/color_loss --steps 800 --clips 2 --mean-samples 4 --lr 5e-4 --color-balance 0.5 --color-loss 1
-python $T/soup.py $DM/soup $DM/color_balanced $DM/fg_weighted $DM/color_loss
+# (session 10: the average of 9a and 9b alone, without stage 8, is the shipped U-Net; session 9 averaged all three)
+python $T/soup.py $DM/soup $DM/fg_weighted $DM/color_loss
 python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4
 # 10. (session 10) Video LDM's temporally fine-tuned decoder as the folder's vae/: the cascade's decoder
 #     stage (configs/cascade/vae_decoder.yaml, encoder frozen), fine-tuned from the float16 image VAE just
