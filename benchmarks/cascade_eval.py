@@ -203,7 +203,7 @@ def eval_cascade(model: Path | None, stages: Path | None, steps: int | None) -> 
     cascade = CascadePipeline.from_pretrained(model, **folders)
     runs = {
         "base model, 16 frames 64x64": lambda p, s: base(p, seed=s, progress=False),
-        "base model, 8 keyframes (per-frame decoder)": lambda p, s: base(p, num_frames=8, seed=s, progress=False),
+        "base model, 8 keyframes (its own vae/)": lambda p, s: base(p, num_frames=8, seed=s, progress=False),
         "cascade: 8 keyframes -> 29 frames -> 128x128": lambda p, s: cascade(p, seed=s, stage_steps=steps),
     }
     rows, data = [], {}
