@@ -48,6 +48,13 @@ def tree_cpu_ticks(pid: int) -> int:
     return total
 
 
+def other_threads_cpu() -> float:
+    """CPU seconds used so far by this process's threads other than the calling one: the in-process
+    twin of `tree_cpu_ticks`, for waits on a worker thread (a slow thread that is working keeps
+    changing it; the polling thread's own time is left out, so polling alone cannot look like progress)."""
+    return time.process_time() - time.thread_time()
+
+
 def run_with_stall_guard(cmd: list[str], stall: float = 300.0, **popen: Any) -> subprocess.CompletedProcess:
     """`subprocess.run(cmd, capture_output=True, text=True, **popen)` that is killed only when the
     process tree neither uses CPU nor writes output for `stall` seconds."""

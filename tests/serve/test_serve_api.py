@@ -24,7 +24,7 @@ from t2v.serve.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobQue
 from t2v.serve.limits import check_generate, check_tune  # noqa: E402
 from t2v.serve.storage import ID_RE, ResultStore  # noqa: E402
 
-from stall import run_with_stall_guard, wait_until  # noqa: E402
+from stall import other_threads_cpu, run_with_stall_guard, wait_until  # noqa: E402
 
 H = {"X-Requested-With": "t2v"}
 LIMITS = ServeLimits(max_frames=12, max_size=128, max_steps=120, max_tune_steps=5, max_upload_mb=0.2,
@@ -268,7 +268,9 @@ def test_queue_limit_and_cancel_of_a_waiting_job():
 
     a, b, c = (Job(f"j{i}", "generate", "m", {}, blocking) for i in range(3))
     q.submit(a)
-    wait_until(lambda: a.state == RUNNING, lambda: a.state, 60.0, "job a to start", poll=0.01)
+    # Hang guards, not deadlines: they fail only when neither the jobs' states nor the CPU time of the
+    # process's other threads (the queue's worker) change for 60 s; a slow machine never trips them.
+    wait_until(lambda: a.state == RUNNING, lambda: (a.state, other_threads_cpu()), 60.0, "job a to start", poll=0.01)
     q.submit(b)
     with pytest.raises(T2VError, match="--max-queue"):
         q.submit(c)
@@ -277,9 +279,8 @@ def test_queue_limit_and_cancel_of_a_waiting_job():
     assert b.state == CANCELLED
     q.submit(c)  # the place is free again
     release.set()
-    # Hang guards, not deadlines: they fail only when neither job's state changes for 60 s.
-    wait_until(lambda: {a.state, c.state} <= {DONE, FAILED, CANCELLED}, lambda: (a.state, c.state), 60.0,
-               "jobs a and c to finish", poll=0.01)
+    wait_until(lambda: {a.state, c.state} <= {DONE, FAILED, CANCELLED}, lambda: (a.state, c.state, other_threads_cpu()),
+               60.0, "jobs a and c to finish", poll=0.01)
     assert (a.state, b.state, c.state) == (DONE, CANCELLED, DONE)
 
 
