@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL
 
 from t2v.models import TemporalAutoencoder
 from t2v.pipelines import TextToVideoPipeline
-from t2v.pipelines.model_folder import load_model_folder, vae_image_config
+from t2v.pipelines.model_folder import folder_vae_factor, load_model_folder, read_image_vae_config
 
 
 def _with_temporal_vae(src, dst, perturb: bool):
@@ -45,7 +45,7 @@ def test_identity_temporal_decoder_samples_the_image_models_video(video_model, t
 def test_encodes_as_the_image_vae_and_decodes_whole_clips(temporal_folder, video_model):
     pipe, plain = TextToVideoPipeline.from_pretrained(temporal_folder), TextToVideoPipeline.from_pretrained(video_model)
     assert isinstance(pipe.vae, TemporalAutoencoder) and pipe.vae_factor == plain.vae_factor == 2
-    assert vae_image_config(temporal_folder)["latent_channels"] == 4
+    assert read_image_vae_config(temporal_folder)["latent_channels"] == 4 and folder_vae_factor(temporal_folder) == 2
     video = torch.rand(2, 3, 4, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
     latents = pipe.encode_video(video)
     torch.testing.assert_close(latents, plain.encode_video(video), rtol=0, atol=0)  # the same frozen encoder

@@ -157,15 +157,25 @@ def _load_scheduler_config(folder: Path) -> tuple[dict[str, Any], str]:
     return config, _SAMPLER_OF_CLASS.get(cfg.get("_class_name", ""), "ddim")
 
 
-def vae_image_config(folder: Path) -> dict[str, Any]:
-    """The image autoencoder's config in `folder`/vae/config.json (a TemporalAutoencoder's `vae_config`);
-    {} when there is none (pixel-space models)."""
+def _image_part(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The image autoencoder's part of a vae/config.json: a TemporalAutoencoder's `vae_config`, else itself."""
+    inner = cfg.get("vae_config") if cfg.get("_class_name") == "TemporalAutoencoder" else cfg
+    return inner if isinstance(inner, dict) else {}
+
+
+def read_image_vae_config(folder: Path) -> dict[str, Any]:
+    """The image autoencoder's config in `folder`/vae/config.json, read without loading weights (a
+    TemporalAutoencoder's `vae_config`); {} when there is none (pixel-space models). For a loaded
+    module, `t2v.models.temporal_vae.image_vae_config`."""
     path = folder / "vae" / "config.json"
     if not path.is_file():
         return {}
-    cfg = _read_config(path, "vae", "an AutoencoderKL or a TemporalAutoencoder config")
-    inner = cfg.get("vae_config") if cfg.get("_class_name") == "TemporalAutoencoder" else cfg
-    return inner if isinstance(inner, dict) else {}
+    return _image_part(_read_config(path, "vae", "an AutoencoderKL or a TemporalAutoencoder config"))
+
+
+def folder_vae_factor(folder: Path) -> int:
+    """Pixels per latent pixel along each side of `folder`'s VAE (1 without one), from its config alone."""
+    return 2 ** (len(read_image_vae_config(folder).get("block_out_channels", [0])) - 1)
 
 
 def _load_vae(folder: Path, latent_channels: int) -> Optional[Any]:
@@ -187,7 +197,7 @@ def _load_vae(folder: Path, latent_channels: int) -> Optional[Any]:
         raise T2VError(f"vae: {d}/config.json names {cfg.get('_class_name') or 'no _class_name'}; expected {expected}")
     if not _has_weights(d, _UNET_WEIGHTS):
         raise T2VError(f"vae: {d} has no weights; expected {expected}")
-    channels = vae_image_config(folder).get("latent_channels")
+    channels = _image_part(cfg).get("latent_channels")
     if channels != latent_channels:
         raise T2VError(
             f"vae: {d} has {channels} latent channels but the U-Net takes {latent_channels}; "

@@ -73,7 +73,7 @@ def describe_model(path: Optional[Path], key: str) -> ServedModel:
 
     A folder without a `VideoUNet` is a one-line T2VError, so that `t2v serve` fails before it starts.
     """
-    from t2v.pipelines.model_folder import default_model_dir, vae_image_config
+    from t2v.pipelines.model_folder import default_model_dir, folder_vae_factor
     from t2v.training.tune import native_size
 
     folder = default_model_dir() if path is None else Path(path)
@@ -83,7 +83,7 @@ def describe_model(path: Optional[Path], key: str) -> ServedModel:
     if unet.get("_class_name") != "VideoUNet":
         raise T2VError(f"--model {folder}: unet/ holds {unet.get('_class_name') or 'no model'}, not a VideoUNet; "
                        f"run `t2v inflate --from {folder} --recipe RECIPE --out DIR` and serve DIR")
-    factor = 2 ** (len(vae_image_config(folder).get("block_out_channels", [0])) - 1)
+    factor = folder_vae_factor(folder)
     size = native_size(folder)
     index = _json(folder / "model_index.json", "model_index.json") if (folder / "model_index.json").is_file() else {}
     gen = index.get("t2v_generation", {}) if isinstance(index.get("t2v_generation"), dict) else {}

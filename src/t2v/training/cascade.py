@@ -86,13 +86,14 @@ def build_stage_model(config: TrainConfig) -> Any:
         from diffusers import AutoencoderKL
 
         from t2v.models.temporal_vae import TemporalAutoencoder
+        from t2v.training.parts import config_class_name
 
         folder = Path(config.model.vae or config.model.pretrained)
         for cand in (folder / "vae", folder):
-            text = (cand / "config.json").read_text() if (cand / "config.json").is_file() else ""
-            if '"AutoencoderKL"' in text:
+            name = config_class_name(cand / "config.json") if (cand / "config.json").is_file() else None
+            if name == "AutoencoderKL":
                 return TemporalAutoencoder.from_vae(AutoencoderKL.from_pretrained(cand), resblock_kernel=k.decoder_kernel)
-            if '"TemporalAutoencoder"' in text:  # fine-tuned on from its temporal layers as they are
+            if name == "TemporalAutoencoder":  # fine-tuned on from its temporal layers as they are
                 return TemporalAutoencoder.from_pretrained(cand)
         raise T2VError(f"{folder} holds no AutoencoderKL or TemporalAutoencoder (config.json + weights, or vae/ inside); "
                        "set model.vae to one")

@@ -60,7 +60,7 @@ class Parts:
         return isinstance(self.unet, VideoUNet)
 
 
-def _class_name(config_file: Path) -> Optional[str]:
+def config_class_name(config_file: Path) -> Optional[str]:
     try:
         return json.loads(config_file.read_text()).get("_class_name")
     except (OSError, json.JSONDecodeError, AttributeError):
@@ -104,7 +104,7 @@ def _image_vae(folder: Path) -> tuple[Optional[AutoencoderKL], Optional[Path]]:
     """(the AutoencoderKL in `folder`, None), or for a TemporalAutoencoder folder (its image VAE, `folder`):
     the same encoder and its 2D decoder weights (a U-Net trains on the encoder's latents; the folder is
     copied into the trained model as it is). (None, None) when the folder holds neither."""
-    name = _class_name(folder / "config.json") if (folder / "config.json").is_file() else None
+    name = config_class_name(folder / "config.json") if (folder / "config.json").is_file() else None
     if name == "AutoencoderKL":
         return AutoencoderKL.from_pretrained(folder), None
     if name == "TemporalAutoencoder":
@@ -132,7 +132,7 @@ def _unet(config: TrainConfig, pre: Optional[Path], in_channels: int, text_width
     if has and config.model.unet is not None:
         raise T2VError(f"model.unet is set but {pre}/unet exists; remove one of them")
     if has:
-        name = _class_name(cfg)
+        name = config_class_name(cfg)
         unet = load_video_unet(pre) if name == "VideoUNet" else load_unet2d(pre)
     else:
         u = config.model.unet

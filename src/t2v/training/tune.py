@@ -31,10 +31,9 @@ def native_size(model: Path) -> int:
         raise T2VError(f"{model} has no readable unet/config.json; pass a Stable Diffusion folder (unet/, text_encoder/, vae/, ...)") from None
     size = unet.get("sample_size") or 64
     size = size if isinstance(size, int) else size[0]
-    from t2v.pipelines.model_folder import vae_image_config
+    from t2v.pipelines.model_folder import folder_vae_factor
 
-    factor = 2 ** (len(vae_image_config(model).get("block_out_channels", [0])) - 1)
-    return size * factor
+    return size * folder_vae_factor(model)
 
 
 def tune_config(
