@@ -132,6 +132,38 @@ def test_hflip_mirrors_about_half_the_clips():
     assert 30 <= flipped <= 70
 
 
+def test_camera_pan_moves_the_window_along_a_straight_line_inside_the_frame():
+    clip = _ramp_clip(frames=9, h=100, w=120)  # red = source column, green = source row
+    s = FrameSampling(num_frames=9, height=20, width=20, start=0, crop_scale=(0.5, 0.5), camera_pan=0.6)
+    quadrants, travels = set(), []
+    for i in range(60):
+        out = (sample_clip(clip, 8.0, s, item_generator(0, 0, i)) + 1) * 127.5  # (3, F, 20, 20)
+        assert float(out[0].min()) >= 0 and float(out[0].max()) <= 119 and float(out[1].max()) <= 99
+        # the same 50 x 50 window shifted: each frame is the first plus a whole number of source pixels
+        dx = (out[0] - out[0, :1]).mean(dim=(1, 2))
+        dy = (out[1] - out[1, :1]).mean(dim=(1, 2))
+        assert torch.allclose(dx, dx.round(), atol=1e-3) and torch.allclose(dy, dy.round(), atol=1e-3)
+        k = torch.arange(9) / 8
+        assert float((dx - k * dx[-1]).abs().max()) <= 1.0 and float((dy - k * dy[-1]).abs().max()) <= 1.0  # a line, even steps
+        travel = float(torch.hypot(dx[-1], dy[-1]))
+        assert travel <= 0.6 * 50 + 1.5
+        travels.append(travel)
+        if travel > 3:
+            quadrants.add((bool(dx[-1] > 0), bool(dy[-1] > 0)))
+    assert len(quadrants) == 4 and sum(t > 3 for t in travels) > 30  # every direction, mostly a real pan
+    a, b = (sample_clip(clip, 8.0, s, item_generator(5, 2, 3)) for _ in range(2))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs,fragment", [({"camera_pan": 0.2}, "set crop_scale"),
+                                             ({"camera_pan": 0.2, "crop_scale": (1.0, 1.0)}, "set crop_scale"),
+                                             ({"camera_pan": 1.5, "crop_scale": (0.5, 0.8)}, "camera_pan must be in (0, 1]")])
+def test_bad_camera_pan_is_a_one_line_error(kwargs, fragment):
+    with pytest.raises(T2VError) as e:
+        FrameSampling(**kwargs)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("scale", [(0.0, 1.0), (0.8, 0.5), (0.5, 1.2), (0.5,)])
 def test_bad_crop_scale_is_a_one_line_error(scale):
     with pytest.raises(T2VError, match="crop_scale must be"):

@@ -100,8 +100,12 @@ def test_random_crop_and_flip_reach_the_frame_sampling(tmp_path):
     c = load_config(TINY, ["stage=video", "model.recipe=video-ldm", f"data.dataset={tmp_path}", "data.random_crop=[0.5, 1]", "data.hflip=true"])
     s = frame_sampling(c)
     assert s.crop_scale == (0.5, 1.0) and s.hflip
-    with pytest.raises(T2VError, match="random_crop and data.hflip are for video files"):
+    with pytest.raises(T2VError, match="random_crop, data.hflip and data.camera_pan are for video files"):
         load_config(TINY, ["data.dataset=shapes", "data.hflip=true"])
+    c = load_config(TINY, ["stage=video", "model.recipe=video-ldm", f"data.dataset={tmp_path}", "data.random_crop=[0.8, 0.9]", "data.camera_pan=0.25"])
+    assert frame_sampling(c).camera_pan == 0.25
+    with pytest.raises(T2VError, match="data.camera_pan must be in"):
+        load_config(TINY, ["stage=video", f"data.dataset={tmp_path}", "data.camera_pan=0.25"])
 
 
 def test_config_is_frozen():

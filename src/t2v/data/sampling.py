@@ -6,6 +6,7 @@ Shared by every file-backed data set. Frame choice follows Tune-A-Video's `sampl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,10 @@ class FrameSampling:
     kept): `crop_scale = (lo, hi)` takes a random window whose side is a fraction in [lo, hi] of the
     largest window of the output's aspect that fits, at a random position, before resizing (the
     random resized crop of image training, at a fixed aspect); `hflip` mirrors half the clips.
-    Draws come from the caller's generator after the frame offset's.
+    `camera_pan = p` (with `crop_scale`) moves that window in a straight line across the clip, a
+    distance of up to p times its side in a uniformly drawn direction, as a panning camera would
+    (synthetic camera motion: new motion from a few real frames, for data sets too small to show
+    much of it). Draws come from the caller's generator after the frame offset's.
     """
 
     num_frames: int = 16
@@ -43,6 +47,7 @@ class FrameSampling:
     start: str | int = "random"
     crop_scale: tuple[float, float] | None = None
     hflip: bool = False
+    camera_pan: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1 or self.height < 1 or self.width < 1:
@@ -58,6 +63,11 @@ class FrameSampling:
             if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
                 raise T2VError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1; got {list(self.crop_scale)}")
             object.__setattr__(self, "crop_scale", scale)  # a YAML list becomes a tuple
+        if self.camera_pan is not None:
+            if not 0 < float(self.camera_pan) <= 1:
+                raise T2VError(f"camera_pan must be in (0, 1] (a fraction of the crop window's side); got {self.camera_pan}")
+            if self.crop_scale is None or self.crop_scale[0] >= 1:
+                raise T2VError("camera_pan moves the random crop window: set crop_scale (data.random_crop) with lo < 1, e.g. [0.8, 0.9]")
 
     def step(self, fps: float) -> float:
         """Source frames between two sampled frames (a float when resampling to `target_fps`)."""
@@ -121,6 +131,25 @@ def random_window(h: int, w: int, sampling: FrameSampling, generator: torch.Gene
     return top, left, ch, cw
 
 
+def pan_windows(h: int, w: int, n: int, sampling: FrameSampling, generator: torch.Generator | None = None) -> list[tuple[int, int, int, int]]:
+    """`n` crop windows (top, left, height, width) of one random side, on a straight line across an
+    `h x w` frame: a pan of up to `sampling.camera_pan` times the window's side in a uniform direction,
+    shortened to fit the frame, placed uniformly where it fits. Integer source pixels: at the
+    downscaling these windows get (a frame several times the output's side), a rounding step is a
+    fraction of an output pixel."""
+    _, _, ch, cw = random_window(h, w, sampling, generator)
+    angle = 2 * math.pi * float(torch.rand((), generator=generator))
+    length = sampling.camera_pan * max(ch, cw) * float(torch.rand((), generator=generator))
+    dy, dx = length * math.sin(angle), length * math.cos(angle)
+    # shorten the pan, keeping its direction, until it fits in the frame
+    fit = min(1.0, (h - ch) / abs(dy) if abs(dy) > 1e-9 else 1.0, (w - cw) / abs(dx) if abs(dx) > 1e-9 else 1.0)
+    dy, dx = dy * fit, dx * fit
+    top0 = (h - ch - abs(dy)) * float(torch.rand((), generator=generator)) + max(0.0, -dy)
+    left0 = (w - cw - abs(dx)) * float(torch.rand((), generator=generator)) + max(0.0, -dx)
+    steps = [k / (n - 1) if n > 1 else 0.0 for k in range(n)]
+    return [(min(h - ch, max(0, round(top0 + s * dy))), min(w - cw, max(0, round(left0 + s * dx))), ch, cw) for s in steps]
+
+
 def sample_clip(frames: torch.Tensor, fps: float, sampling: FrameSampling, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 `(F, H, W, 3)` clip -> float `(C, num_frames, height, width)` in [-1, 1].
 
@@ -130,7 +159,10 @@ def sample_clip(frames: torch.Tensor, fps: float, sampling: FrameSampling, gener
         raise T2VError(f"sample_clip takes uint8 (F, H, W, 3) frames; got {frames.dtype} {tuple(frames.shape)}")
     idx = frame_indices(frames.shape[0], fps, sampling, generator)
     x = rearrange(frames[idx], "f h w c -> f c h w").float()  # (num_frames, 3, H, W)
-    if sampling.crop_scale is not None:
+    if sampling.camera_pan is not None:
+        windows = pan_windows(x.shape[-2], x.shape[-1], x.shape[0], sampling, generator)
+        x = torch.stack([x[k, :, top : top + ch, left : left + cw] for k, (top, left, ch, cw) in enumerate(windows)])
+    elif sampling.crop_scale is not None:
         top, left, ch, cw = random_window(x.shape[-2], x.shape[-1], sampling, generator)
         x = x[..., top : top + ch, left : left + cw]
     x = resize_center_crop(x, sampling.height, sampling.width)  # (num_frames, 3, height, width)
@@ -147,4 +179,4 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return g
 
 
-__all__ = ["ClipTooShort", "FrameSampling", "frame_indices", "random_window", "resize_center_crop", "sample_clip", "item_generator"]
+__all__ = ["ClipTooShort", "FrameSampling", "frame_indices", "pan_windows", "random_window", "resize_center_crop", "sample_clip", "item_generator"]

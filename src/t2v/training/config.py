@@ -127,7 +127,8 @@ class DataConfig:
     caption_dropout: share of captions replaced by "" (classifier-free guidance, Ho & Salimans 2022).
     random_crop: [lo, hi]: each clip is a random window of side lo..hi of the frame, resized (one
       window per clip, so motion is kept; for small data sets). hflip: mirror half the clips (not for
-      captions that name left and right).
+      captions that name left and right). camera_pan: p (with random_crop): the window pans up to p
+      times its side across the clip in a random direction (synthetic camera motion).
     """
 
     dataset: str = "shapes"
@@ -142,6 +143,7 @@ class DataConfig:
     start: Union[str, int] = "random"
     random_crop: Optional[tuple[float, float]] = None
     hflip: bool = False
+    camera_pan: Optional[float] = None
     batch_size: int = 8
     num_workers: int = 0
     caption_dropout: float = 0.1
@@ -312,8 +314,11 @@ def _check(c: TrainConfig) -> None:
     rc = c.data.random_crop
     need(rc is None or (len(rc) == 2 and 0 < rc[0] <= rc[1] <= 1),
          f"data.random_crop must be [lo, hi] with 0 < lo <= hi <= 1 (e.g. [0.5, 1.0]); got {rc if rc is None else list(rc)}")
-    need(c.data.dataset != "shapes" or (rc is None and not c.data.hflip),
-         "data.random_crop and data.hflip are for video files; ShapesWorld renders every clip fresh (and a mirror would contradict its left/right captions)")
+    cp = c.data.camera_pan
+    need(cp is None or (0 < cp <= 1 and rc is not None and rc[0] < 1),
+         f"data.camera_pan must be in (0, 1] and needs data.random_crop with lo < 1 (e.g. camera_pan: 0.2, random_crop: [0.8, 0.9]); got {cp}")
+    need(c.data.dataset != "shapes" or (rc is None and not c.data.hflip and cp is None),
+         "data.random_crop, data.hflip and data.camera_pan are for video files; ShapesWorld renders every clip fresh (and a mirror would contradict its left/right captions)")
     from t2v.diffusion.loss import TIMESTEP_DISTRIBUTIONS  # here, not at the top: the loss module imports torch
 
     need(c.diffusion.timestep_distribution in TIMESTEP_DISTRIBUTIONS,

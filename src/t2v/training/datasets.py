@@ -27,7 +27,7 @@ def frame_sampling(config: TrainConfig) -> FrameSampling:
     return FrameSampling(
         num_frames=1 if config.stage == "image" else d.num_frames, height=d.height, width=d.width,
         sample_stride=d.sample_stride, target_fps=d.target_fps, start=d.start,
-        crop_scale=d.random_crop, hflip=d.hflip,
+        crop_scale=d.random_crop, hflip=d.hflip, camera_pan=d.camera_pan,
     )
 
 
