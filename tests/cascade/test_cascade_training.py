@@ -42,6 +42,8 @@ def test_config_errors_are_one_line(tmp_path):
         config_from_dict(tiny_config("interpolate", tmp_path, cascade={"factors": [3]}))
     with pytest.raises(T2VError, match="set model.vae"):
         config_from_dict(tiny_config("vae-decoder", tmp_path))
+    with pytest.raises(T2VError, match="cascade.latent_noise must be >= 0"):
+        config_from_dict(tiny_config("vae-decoder", tmp_path, model={"vae": str(tmp_path)}, cascade={"latent_noise": -0.1}))
     with pytest.raises(T2VError, match="unknown config key 'cascade.facters'"):
         config_from_dict(tiny_config("interpolate", tmp_path, cascade={"facters": [2]}))
 
@@ -158,3 +160,26 @@ def test_resume_is_exact(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(T2VError, match="already has checkpoints"):
         train(config_from_dict(tiny_config("interpolate", tmp_path / "b", max_steps=5)))
+
+
+@pytest.mark.slow
+def test_decoder_with_latent_noise_trains_on_noisy_latents_and_resumes_exactly(tmp_path):
+    from safetensors.torch import load_file
+
+    from t2v.training.loop import train
+
+    tiny_vae().save_pretrained(tmp_path / "vae")
+
+    def cfg(out, steps, noise):
+        return config_from_dict(tiny_config("vae-decoder", tmp_path / out, max_steps=steps, model={"vae": str(tmp_path / "vae")},
+                                            data={"num_frames": 4}, cascade={"clip_frames": [4, 8], "latent_noise": noise},
+                                            ema={"enabled": False}))
+
+    clean, noisy = train(cfg("clean", 4, 0.0)), train(cfg("noisy", 4, 1.0))
+    # the same clips and weights at step 1; only the noise on the latents differs, so the losses do
+    assert clean.losses[0] != noisy.losses[0] and all(np.isfinite(noisy.losses))
+    train(cfg("b", 2, 1.0))
+    resumed = train(cfg("b", 4, 1.0), resume=True)
+    assert resumed.losses == noisy.losses[2:]  # the noise draws come from the checkpointed generator
+    files = [load_file(next((r.output).rglob("*.safetensors"))) for r in (noisy, resumed)]
+    assert files[0].keys() == files[1].keys() and all(torch.equal(files[0][k], files[1][k]) for k in files[0])

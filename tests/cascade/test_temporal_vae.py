@@ -75,6 +75,19 @@ def test_added_parameters_and_2d_round_trip(tmp_path):
         torch.testing.assert_close(back.decode(z), model.eval().decode(z), rtol=0, atol=0)
 
 
+def test_latent_noise_is_added_in_scaled_units_before_decoding():
+    vae = tiny_vae()
+    vae.register_to_config(scaling_factor=0.5)
+    model = trained(TemporalAutoencoder.from_vae(vae)).eval()
+    video = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    noise = torch.randn(2, 4, 4, 8, 8)
+    with torch.no_grad():
+        z = model.encode(video)
+        torch.testing.assert_close(model(video, latent_noise=noise), model.decode(z + noise / 0.5), rtol=0, atol=0)
+        torch.testing.assert_close(model(video, latent_noise=torch.zeros_like(noise)), model(video), rtol=0, atol=0)
+        assert (model(video, latent_noise=noise) - model(video)).abs().max() > 1e-3
+
+
 def test_bad_latents_are_one_line_errors():
     model = TemporalAutoencoder.from_vae(tiny_vae())
     with pytest.raises(T2VError, match="decode takes latents"):

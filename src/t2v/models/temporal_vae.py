@@ -141,6 +141,13 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):
             x = self.vae.decode(z).sample  # (B*F, 3, H, W)
         return rearrange(x, "(b f) c h w -> b c f h w", b=b)
 
-    def forward(self, video: Tensor, image_only: bool = False) -> Tensor:
-        """Reconstruct a clip (B, 3, F, H, W) through the posterior mean -> (B, 3, F, H, W)."""
-        return self.decode(self.encode(video), image_only=image_only)
+    def forward(self, video: Tensor, image_only: bool = False, latent_noise: Optional[Tensor] = None) -> Tensor:
+        """Reconstruct a clip (B, 3, F, H, W) through the posterior mean -> (B, 3, F, H, W).
+
+        `latent_noise` (same shape as the latents, in the diffusion model's scaled units) is added to
+        the posterior mean before decoding: training the decoder on perturbed latents, so that it also
+        decodes a diffusion model's imperfect ones."""
+        z = self.encode(video)
+        if latent_noise is not None:
+            z = z + latent_noise.to(z.dtype) / float(self.vae.config.scaling_factor)
+        return self.decode(z, image_only=image_only)

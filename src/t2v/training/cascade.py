@@ -299,8 +299,9 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
         bar = tqdm(total=c.max_steps, initial=step, desc=f"train {c.stage}", disable=not (main and c.logging.progress),
                    dynamic_ncols=True, file=sys.stderr)
         model.train()
+        unwrapped = accelerator.unwrap_model(model)
         if decoder_stage:
-            accelerator.unwrap_model(model).vae.encoder.eval()
+            unwrapped.vae.encoder.eval()
         while step < c.max_steps:
             step_loss, d_loss_value = 0.0, float("nan")
             for _ in range(c.gradient_accumulation):
@@ -310,7 +311,13 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                         video = batch["video"].to(device)  # (B, 3, F, H, W)
                         # The frozen encoder's posterior mean, then the decoder (through the prepared
                         # model, so that several processes average their gradients).
-                        recon = model(video)  # (B, 3, F, H, W)
+                        noise = None
+                        if k.latent_noise > 0:  # per clip, a std uniform in [0, latent_noise]
+                            shape = (video.shape[0], unwrapped.latent_channels, video.shape[2],
+                                     video.shape[3] // unwrapped.factor, video.shape[4] // unwrapped.factor)
+                            std = k.latent_noise * torch.rand(video.shape[0], generator=generator)
+                            noise = (torch.randn(shape, generator=generator) * std.view(-1, 1, 1, 1, 1)).to(device)
+                        recon = model(video, latent_noise=noise)  # (B, 3, F, H, W)
                         loss = reconstruction_loss(recon, video, k.temporal_weight)
                         adversarial = k.adversarial_weight > 0 and step >= k.adversarial_start
                         if adversarial:

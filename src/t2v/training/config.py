@@ -240,6 +240,9 @@ class CascadeConfig:
       is always frozen. adversarial_weight / adversarial_start: weight of the video discriminator's
       hinge loss for the decoder and the step it starts at; disc_channels, disc_lr: the discriminator.
     temporal_weight: weight of an L1 loss on frame differences (recon[t+1] - recon[t] vs the clip's).
+    latent_noise: vae-decoder: each clip's latents get Gaussian noise of a std drawn uniformly in
+      [0, this] (the diffusion model's scaled latent units) before decoding, so that the decoder also
+      learns to decode imperfect latents, as a diffusion model's are (0: clean latents only).
     ssim_weight: interpolate / upscale: weight of 1 - SSIM (`metrics.reconstruction.ssim_loss`) between
       the clip the network's x0 prediction stands for (reference + prediction / residual_scale) and the
       true clip, added to the diffusion MSE; needs diffusion.prediction_type sample. MSE alone trains
@@ -266,6 +269,7 @@ class CascadeConfig:
     disc_channels: int = 32
     disc_lr: float = 2e-4
     temporal_weight: float = 0.0
+    latent_noise: float = 0.0
     ssim_weight: float = 0.0
 
 
@@ -374,6 +378,7 @@ def _check_cascade(c: TrainConfig, need: Any) -> None:
         need(c.model.vae is not None or c.model.pretrained is not None,
              "the vae-decoder stage fine-tunes an AutoencoderKL: set model.vae (or model.pretrained with vae/)")
         need(k.adversarial_weight >= 0 and k.temporal_weight >= 0, "cascade.adversarial_weight and cascade.temporal_weight must be >= 0")
+        need(k.latent_noise >= 0, f"cascade.latent_noise must be >= 0 (a std in scaled latent units, e.g. 0.2); got {k.latent_noise}")
 
 
 # ------------------------------------------------------------------------------------------------

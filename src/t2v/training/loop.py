@@ -51,7 +51,8 @@ DUMP_ENV = "T2V_TEST_DUMP_DIR"
 # Keys that may change when resuming (everything else must match the checkpoint's config). The
 # temporal decoder's loss weights may too: a resumed run with other weights is a second phase of
 # the same training (how the shipped temporal decoder was made, docs/cascade.md).
-RESUMABLE_CHANGES = ("max_steps", "output_dir", "logging.", "checkpoint.", "cascade.temporal_weight", "cascade.adversarial_weight")
+RESUMABLE_CHANGES = ("max_steps", "output_dir", "logging.", "checkpoint.", "cascade.temporal_weight", "cascade.adversarial_weight",
+                     "cascade.latent_noise")
 
 
 @dataclass
