@@ -7,7 +7,8 @@ encoder stays float32), DPM-Solver++ (order 2) on the training schedule, and the
 SHIFT: the sampling timestep shift recorded as the folder's default (the video stage's
 diffusion.timestep_shift; 1 = none). DECODER: a TemporalAutoencoder folder (Video LDM's temporally
 fine-tuned decoder, `t2v train configs/cascade/vae_decoder.yaml`) shipped as vae/ in place of the image
-VAE; its encoder must be the model's (checked), so the latent space does not move.
+VAE; its encoder must be the model's (checked), so the latent space does not move. A SRC whose vae/ is
+already a TemporalAutoencoder (a model fine-tuned from the shipped one) keeps it when DECODER is not given.
 """
 import json
 import shutil
@@ -28,7 +29,14 @@ shutil.rmtree(out, ignore_errors=True)
 out.mkdir(parents=True)
 load_video_unet(src).to(torch.float16).save_pretrained(out / "unet")
 CLIPTextModel.from_pretrained(src / "text_encoder", dtype=torch.float32).save_pretrained(out / "text_encoder")
-vae = AutoencoderKL.from_pretrained(src / "vae").to(torch.float16)
+# src/vae is the image VAE, or (a model fine-tuned from the shipped one) already a TemporalAutoencoder
+src_temporal = json.loads((src / "vae" / "config.json").read_text()).get("_class_name") == "TemporalAutoencoder"
+if src_temporal:
+    vae = TemporalAutoencoder.from_pretrained(src / "vae").to(torch.float16)
+    decoder = decoder or src / "vae"
+    vae = vae.vae
+else:
+    vae = AutoencoderKL.from_pretrained(src / "vae").to(torch.float16)
 if decoder is None:
     vae.save_pretrained(out / "vae")
 else:
