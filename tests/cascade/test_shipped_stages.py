@@ -170,6 +170,25 @@ def test_the_cascade_runs_out_of_the_box(tmp_path):
     assert isinstance(CascadePipeline.from_pretrained(None), CascadePipeline)
 
 
+def test_the_decoder_stage_is_the_default_models_vae_and_ships_once():
+    """The ShapesWorld decoder stage is the default model's `vae/` (Video LDM's temporally fine-tuned
+    decoder); the package holds its weights once."""
+    from importlib import resources
+
+    from safetensors.torch import load_file
+
+    from t2v.pipelines.model_folder import default_model_dir
+
+    temporal = load_temporal_decoder(None)
+    mine = load_file(default_model_dir() / "vae" / "diffusion_pytorch_model.safetensors")
+    state = temporal.state_dict()
+    assert mine.keys() == state.keys() and all(torch.equal(mine[k].float(), state[k]) for k in mine)
+    assets = __import__("pathlib").Path(str(resources.files("t2v.assets").joinpath("cascade")))
+    assert sorted(p.name for p in assets.iterdir() if p.is_dir()) == ["image_vae", "interpolate", "upscale"]
+    pipe = CascadePipeline.from_pretrained(None)
+    assert pipe.decoder is pipe.base.vae  # no decoder given: the base model decodes with its own, loaded once
+
+
 def test_the_shipped_weights_fit_the_budget():
     """Issue 9 raised the package's weight budget (default model + cascade stages) to 60 MB."""
     from importlib import resources
@@ -177,5 +196,5 @@ def test_the_shipped_weights_fit_the_budget():
     assets = __import__("pathlib").Path(str(resources.files("t2v.assets").joinpath("cascade"))).parent
     weights = sorted(assets.rglob("*.safetensors"))
     names = {p.relative_to(assets).parts[:2] for p in weights}
-    assert {("cascade", "interpolate"), ("cascade", "upscale"), ("cascade", "vae_temporal")} <= names
+    assert {("cascade", "interpolate"), ("cascade", "upscale"), ("default_model", "vae")} <= names
     assert sum(p.stat().st_size for p in weights) <= 60e6

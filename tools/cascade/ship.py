@@ -1,24 +1,23 @@
 """Copy trained cascade stages into the package (t2v/assets/cascade/), with their sampling defaults.
 
     python tools/cascade/ship.py --interpolate runs/cascade/interpolate/model --upscale runs/cascade/upscale/model \
-        --vae-temporal runs/cascade/vae_decoder/model [--steps 1] [--noise-level 0.0] [--self-ensemble 4]
+        [--steps 1] [--noise-level 0.0] [--self-ensemble 4]
 
 Each stage is written through `save_stage` (fp16 weights, loaded back as float32) under a temporary
 name and renamed, so a failed copy never leaves a half stage in the package. `--steps` sets the
 interpolation and super-resolution stages' default number of DDIM steps (docs/cascade.md: the x0
 networks' single step from t = T-1 scored best on held-out clips); `--noise-level` the default
 augmentation level of super-resolution; `--self-ensemble` how many flips of the clip it averages.
+The temporal decoder stage ships as the default model's `vae/` (tools/default_model/ship.py DECODER),
+which the cascade uses when no decoder is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
-import torch
-
-from t2v.pipelines.cascade import CascadeStage, load_temporal_decoder, save_stage
+from t2v.pipelines.cascade import CascadeStage, save_stage
 
 OUT = Path(__file__).resolve().parents[2] / "src" / "t2v" / "assets" / "cascade"
 
@@ -27,7 +26,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--interpolate", type=Path, required=True)
     ap.add_argument("--upscale", type=Path, required=True)
-    ap.add_argument("--vae-temporal", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=None, help="default DDIM steps of both diffusion stages")
     ap.add_argument("--noise-level", type=float, default=None, help="default augmentation level of super-resolution")
     ap.add_argument("--self-ensemble", type=int, default=None, help="default flips averaged by super-resolution (1, 2, 4, 8)")
@@ -45,13 +43,6 @@ def main() -> None:
             defaults["self_ensemble"] = a.self_ensemble
         save_stage(a.out / task, stage.unet, stage.scheduler_config, defaults, fp16=True)
         print(f"{task}: {a.out / task} {defaults}")
-    decoder = load_temporal_decoder(a.vae_temporal)
-    tmp = a.out / ".tmp-vae_temporal"
-    shutil.rmtree(tmp, ignore_errors=True)
-    decoder.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
-    shutil.rmtree(a.out / "vae_temporal", ignore_errors=True)
-    tmp.rename(a.out / "vae_temporal")
-    print(f"vae_temporal: {a.out / 'vae_temporal'}")
 
 
 if __name__ == "__main__":

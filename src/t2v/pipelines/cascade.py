@@ -47,7 +47,7 @@ from t2v.errors import T2VError
 from t2v.models.temporal_vae import image_vae_config
 from t2v.pipelines.text_to_video import seeded_generators
 
-CASCADE_ASSETS = "cascade"  # t2v/assets/cascade/{interpolate,upscale,vae_temporal}
+CASCADE_ASSETS = "cascade"  # t2v/assets/cascade/{interpolate,upscale,image_vae}; the decoder is default_model/vae
 STAGE_CLASS = "CascadeStage"
 FACTORS = (2, 4)
 # Sampling defaults of a stage folder without its own (model_index.json "t2v_cascade").
@@ -158,7 +158,7 @@ def augment_condition(alphas_cumprod: Tensor, condition: Tensor, level: Tensor, 
 # stage folders
 # ------------------------------------------------------------------------------------------------
 def default_stage_dir(name: str) -> Path:
-    """`t2v/assets/cascade/NAME` (interpolate, upscale, vae_temporal; image_vae: the per-frame autoencoder the
+    """`t2v/assets/cascade/NAME` (interpolate, upscale; image_vae: the per-frame autoencoder the
     temporal decoder was fine-tuned from, the baseline of its measurements); a T2VError when not installed."""
     path = Path(str(resources.files("t2v.assets").joinpath(CASCADE_ASSETS))) / name  # a namespace package's joinpath takes one part
     if not path.is_dir():
@@ -248,10 +248,12 @@ def save_stage(out: Union[str, Path], unet: Any, schedule: dict[str, Any], defau
 
 
 def load_temporal_decoder(folder: Union[str, Path, None] = None, device: Union[str, torch.device, None] = None) -> Any:
-    """A `TemporalAutoencoder` folder (None: the shipped ShapesWorld one); one-line T2VError otherwise."""
+    """A `TemporalAutoencoder` folder (None: the shipped ShapesWorld one, the embedded default model's
+    `vae/`); one-line T2VError otherwise."""
     from t2v.models.temporal_vae import TemporalAutoencoder
+    from t2v.pipelines.model_folder import default_model_dir
 
-    folder = default_stage_dir("vae_temporal") if folder is None else Path(folder)
+    folder = default_model_dir() / "vae" if folder is None else Path(folder)
     cfg = folder / "config.json"
     if not cfg.is_file() or json.loads(cfg.read_text()).get("_class_name") != "TemporalAutoencoder":
         raise T2VError(f"{folder} is not a temporal decoder folder (config.json naming TemporalAutoencoder); "
@@ -431,12 +433,17 @@ class CascadePipeline:
     def from_pretrained(cls, base: Union[str, Path, None] = None, *, interpolator: Union[str, Path, None] = None,
                         upscaler: Union[str, Path, None] = None, decoder: Union[str, Path, None] = None,
                         device: Union[str, torch.device, None] = None) -> "CascadePipeline":
-        """Each stage a folder; None = the shipped default model and ShapesWorld stages."""
+        """Each stage a folder; None = the shipped default model and ShapesWorld stages. Without a
+        decoder, a base model whose `vae/` is a temporal decoder (as the default model's) decodes its
+        own keyframes; otherwise the shipped ShapesWorld decoder does."""
+        from t2v.models.temporal_vae import TemporalAutoencoder
         from t2v.pipelines.text_to_video import TextToVideoPipeline
 
+        pipe = TextToVideoPipeline.from_pretrained(base, device=device)
+        own = decoder is None and isinstance(pipe.vae, TemporalAutoencoder)
         return cls(
-            TextToVideoPipeline.from_pretrained(base, device=device),
-            load_temporal_decoder(decoder, device),
+            pipe,
+            pipe.vae if own else load_temporal_decoder(decoder, device),
             CascadeStage.from_pretrained(interpolator, "interpolate", device),
             CascadeStage.from_pretrained(upscaler, "upscale", device),
         )
