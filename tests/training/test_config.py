@@ -84,8 +84,8 @@ def test_set_overrides_parse_yaml_values(tmp_path):
      ("model.recipe=vdm", "image stage trains a 2D U-Net"),
      ("diffusion.timestep_distribution=lognormal", "timestep_distribution must be uniform or logit_normal"),
      ("diffusion.logit_std=0", "logit_std must be positive"),
-     ("data.random_crop=[0.8, 0.5]", "data.random_crop must be [lo, hi] with 0 < lo <= hi <= 1"),
-     ("data.random_crop=[0.5]", "data.random_crop must be [lo, hi]"),
+     ("data.random_crop=[0.8, 0.5]", "crop_scale (data.random_crop) must be [lo, hi] with 0 < lo <= hi <= 1"),
+     ("data.random_crop=[0.5]", "crop_scale (data.random_crop) must be [lo, hi]"),
      ("optim", "--set takes key.sub=value")],
 )
 def test_bad_values_are_one_line_errors(override, fragment):
@@ -104,7 +104,7 @@ def test_random_crop_and_flip_reach_the_frame_sampling(tmp_path):
         load_config(TINY, ["data.dataset=shapes", "data.hflip=true"])
     c = load_config(TINY, ["stage=video", "model.recipe=video-ldm", f"data.dataset={tmp_path}", "data.random_crop=[0.8, 0.9]", "data.camera_pan=0.25"])
     assert frame_sampling(c).camera_pan == 0.25
-    with pytest.raises(T2VError, match="data.camera_pan must be in"):
+    with pytest.raises(T2VError, match=r"camera_pan \(data.camera_pan\) moves the random crop window"):
         load_config(TINY, ["stage=video", f"data.dataset={tmp_path}", "data.camera_pan=0.25"])
 
 

@@ -61,13 +61,13 @@ class FrameSampling:
         if self.crop_scale is not None:
             scale = tuple(float(v) for v in self.crop_scale)
             if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
-                raise T2VError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1; got {list(self.crop_scale)}")
+                raise T2VError(f"crop_scale (data.random_crop) must be [lo, hi] with 0 < lo <= hi <= 1 (e.g. [0.5, 1.0]); got {list(self.crop_scale)}")
             object.__setattr__(self, "crop_scale", scale)  # a YAML list becomes a tuple
         if self.camera_pan is not None:
             if not 0 < float(self.camera_pan) <= 1:
-                raise T2VError(f"camera_pan must be in (0, 1] (a fraction of the crop window's side); got {self.camera_pan}")
+                raise T2VError(f"camera_pan (data.camera_pan) must be in (0, 1] (a fraction of the crop window's side); got {self.camera_pan}")
             if self.crop_scale is None or self.crop_scale[0] >= 1:
-                raise T2VError("camera_pan moves the random crop window: set crop_scale (data.random_crop) with lo < 1, e.g. [0.8, 0.9]")
+                raise T2VError("camera_pan (data.camera_pan) moves the random crop window: set crop_scale (data.random_crop) with lo < 1, e.g. [0.8, 0.9]")
 
     def step(self, fps: float) -> float:
         """Source frames between two sampled frames (a float when resampling to `target_fps`)."""
