@@ -84,7 +84,7 @@ def describe_model(path: Optional[Path], key: str) -> ServedModel:
         raise T2VError(f"--model {folder}: unet/ holds {unet.get('_class_name') or 'no model'}, not a VideoUNet; "
                        f"run `t2v inflate --from {folder} --recipe RECIPE --out DIR` and serve DIR")
     factor = folder_vae_factor(folder)
-    size = native_size(folder)
+    size = native_size(folder, factor)
     index = _json(folder / "model_index.json", "model_index.json") if (folder / "model_index.json").is_file() else {}
     gen = index.get("t2v_generation", {}) if isinstance(index.get("t2v_generation"), dict) else {}
     defaults = {

@@ -23,8 +23,9 @@ from t2v.training.config import (
 )
 
 
-def native_size(model: Path) -> int:
-    """Pixel size a Stable Diffusion folder was trained at: unet sample_size x the VAE's factor."""
+def native_size(model: Path, vae_factor: Optional[int] = None) -> int:
+    """Pixel size a Stable Diffusion folder was trained at: unet sample_size x the VAE's factor
+    (`vae_factor`: the caller's `folder_vae_factor(model)`, not read again)."""
     try:
         unet = json.loads((model / "unet" / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -33,7 +34,7 @@ def native_size(model: Path) -> int:
     size = size if isinstance(size, int) else size[0]
     from t2v.pipelines.model_folder import folder_vae_factor
 
-    return size * folder_vae_factor(model)
+    return size * (folder_vae_factor(model) if vae_factor is None else vae_factor)
 
 
 def tune_config(
