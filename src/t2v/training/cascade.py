@@ -45,7 +45,7 @@ from t2v.pipelines.cascade import (
     save_stage,
     upsample,
 )
-from t2v.training.checkpoint import complete_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
+from t2v.training.checkpoint import complete_checkpoints, latest_checkpoint, load_checkpoint
 from t2v.training.config import TrainConfig, config_to_dict
 
 log = logging.getLogger("t2v.training")
@@ -212,8 +212,11 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
         TrainResult,
         _check_same_config,
         _ema_weights,
+        _end_step,
         _logging_to,
+        _maybe_checkpoint,
         _no_accelerator_device,
+        _optimizer_step,
         _reset_accelerate_state_after,
         _stop_on_bad_value,
         _tensorboard,
@@ -339,13 +342,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                     if not torch.isfinite(mean_loss):
                         _stop_on_bad_value("loss", mean_loss.item(), step + 1, ckpt_dir)
                     accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        norm = float(accelerator.clip_grad_norm_(params, o.max_grad_norm or float("inf")))
-                        if not math.isfinite(norm) and c.mixed_precision != "fp16":  # fp16: the scaler skips the step, as in the main loop
-                            _stop_on_bad_value("gradient norm", norm, step + 1, ckpt_dir)
-                    optimizer.step()
-                    lr_scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    _optimizer_step(accelerator, params, optimizer, lr_scheduler, c, step, ckpt_dir)
                     if decoder_stage and adversarial:
                         # The discriminator's step: real clips against the decoder's reconstructions.
                         disc.requires_grad_(True)
@@ -356,12 +353,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                         d_loss_value = float(d_loss.detach())
                 step_loss += mean_loss.item() / c.gradient_accumulation
             step += 1
-            if ema is not None:
-                ema.step(params)
-            losses.append(step_loss)
-            window.append(step_loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+            _end_step(step_loss, ema, params, losses, window, bar)
             if step % c.logging.every == 0 or step == c.max_steps:
                 now = time.perf_counter()
                 mean = sum(window) / len(window)
@@ -375,10 +367,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                          f" d_loss {d_loss_value:.4f}" if decoder_stage and math.isfinite(d_loss_value) else "",
                          (now - tick) / len(window))
                 window, tick = [], now
-            if c.checkpoint.every and step % c.checkpoint.every == 0:
-                path = save_checkpoint(accelerator, ckpt_dir, step, generator=generator, keep=c.checkpoint.keep,
-                                       state={"stream": stream.state_dict(), "config": config_to_dict(c)})
-                log.info("checkpoint %s", path)
+            _maybe_checkpoint(accelerator, c, step, ckpt_dir, generator, stream)
         bar.close()
 
         # 5. The stage folder, with the EMA weights.

@@ -188,22 +188,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
                     if not torch.isfinite(mean_loss):
                         _stop_on_bad_value("loss", mean_loss.item(), step + 1, ckpt_dir)
                     accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        norm = accelerator.clip_grad_norm_(params, o.max_grad_norm or float("inf"))
-                        grad_norm = float(norm)
-                        if not math.isfinite(grad_norm) and c.mixed_precision != "fp16":  # fp16: the scaler skips the step
-                            _stop_on_bad_value("gradient norm", grad_norm, step + 1, ckpt_dir)
-                    optimizer.step()
-                    lr_scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    norm = _optimizer_step(accelerator, params, optimizer, lr_scheduler, c, step, ckpt_dir)
+                    grad_norm = grad_norm if norm is None else norm
                 step_loss += mean_loss.item() / c.gradient_accumulation
             step += 1
-            if ema is not None:
-                ema.step(params)
-            losses.append(step_loss)
-            window.append(step_loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+            _end_step(step_loss, ema, params, losses, window, bar)
 
             # 6. Logs, samples, checkpoints.
             if step % c.logging.every == 0 or step == c.max_steps:
@@ -221,10 +210,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             if main and c.logging.sample_every and step % c.logging.sample_every == 0:
                 with _ema_weights(ema, params), torch.random.fork_rng(devices=[]):
                     _log_samples(c, parts, accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder), vae, out, step, writer)
-            if c.checkpoint.every and step % c.checkpoint.every == 0:
-                path = save_checkpoint(accelerator, ckpt_dir, step, generator=generator, keep=c.checkpoint.keep,
-                                       state={"stream": stream.state_dict(), "config": config_to_dict(c)})
-                log.info("checkpoint %s", path)
+            _maybe_checkpoint(accelerator, c, step, ckpt_dir, generator, stream)
             if step == hang_after:
                 (out / f"test-hang-{step}").touch()
                 time.sleep(600)
@@ -266,6 +252,39 @@ def _no_accelerator_device() -> bool:
 def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
     """A frozen module on the device, in the mixed-precision dtype (fp32 modules are not cast)."""
     return module.to(device) if dtype == torch.float32 else module.to(device, dtype=dtype)
+
+
+def _optimizer_step(accelerator: Any, params: list, optimizer: Any, lr_scheduler: Any, c: TrainConfig, step: int,
+                    ckpt_dir: Path) -> Optional[float]:
+    """Clip (on the micro-step that syncs), step and zero the optimizer: the gradient norm, or None on
+    a micro-step that does not sync. A non-finite norm stops the run (fp16: the scaler skips the step)."""
+    norm = None
+    if accelerator.sync_gradients:
+        norm = float(accelerator.clip_grad_norm_(params, c.optim.max_grad_norm or float("inf")))
+        if not math.isfinite(norm) and c.mixed_precision != "fp16":
+            _stop_on_bad_value("gradient norm", norm, step + 1, ckpt_dir)
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def _end_step(step_loss: float, ema: Any, params: list, losses: list, window: list, bar: Any) -> None:
+    """After an optimizer step: EMA, the loss records, the progress bar."""
+    if ema is not None:
+        ema.step(params)
+    losses.append(step_loss)
+    window.append(step_loss)
+    bar.update(1)
+    bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+
+
+def _maybe_checkpoint(accelerator: Any, c: TrainConfig, step: int, ckpt_dir: Path, generator: torch.Generator, stream: Any) -> None:
+    """Every `checkpoint.every` steps: weights, optimizer, RNG and data position, atomically."""
+    if c.checkpoint.every and step % c.checkpoint.every == 0:
+        path = save_checkpoint(accelerator, ckpt_dir, step, generator=generator, keep=c.checkpoint.keep,
+                               state={"stream": stream.state_dict(), "config": config_to_dict(c)})
+        log.info("checkpoint %s", path)
 
 
 def _stop_on_bad_value(what: str, value: float, step: int, ckpt_dir: Path) -> None:
