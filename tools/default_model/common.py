@@ -29,3 +29,24 @@ def frames(seed, start, n):
         out.append(torch.from_numpy(c[t]).float().permute(2, 0, 1) / 127.5 - 1)
         caps.append(p.caption)
     return torch.stack(out), caps
+
+
+def oracle_agreement(vae, n=24):
+    """Share of n held-in/held-out clips (seed 999) whose reconstruction the oracle reads as it reads the clip
+    (color, shape and direction), frame by frame through `vae` (a diffusers AutoencoderKL)."""
+    from t2v.metrics.shapes_oracle import read_clip
+
+    was_training = vae.training
+    vae.eval()
+    ok = 0
+    with torch.no_grad():
+        x, _ = clips(999, 0, n)
+        for i in range(n):
+            v = x[i].permute(1, 0, 2, 3)  # F C H W
+            y = vae.decode(vae.encode(v).latent_dist.mode()).sample.clamp(-1, 1)
+            a = ((v.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy()
+            b = ((y.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy()
+            ra, rb = read_clip(a), read_clip(b)
+            ok += (ra.color, ra.shape, ra.direction) == (rb.color, rb.shape, rb.direction)
+    vae.train(was_training)
+    return ok / n

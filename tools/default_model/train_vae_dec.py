@@ -1,25 +1,12 @@
 """Fine-tune the VAE decoder only (the latent space, and so the diffusion models on it, stay valid)."""
 from common import *
 from diffusers import AutoencoderKL
-from t2v.metrics.shapes_oracle import read_clip
 STEPS = int(sys.argv[1]); FG = float(sys.argv[2]) if len(sys.argv) > 2 else 4.0
 vae = AutoencoderKL.from_pretrained(DM + "/vae")
 vae.encoder.requires_grad_(False); vae.quant_conv.requires_grad_(False)
 params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
 opt = torch.optim.AdamW(params, 5e-4)
 B = 16; t0 = time.time()
-def evaluate(n=36):
-    ok = 0
-    with torch.no_grad():
-        x, caps = clips(999, 0, n)
-        for i in range(n):
-            v = x[i].permute(1, 0, 2, 3)
-            y = vae.decode(vae.encode(v).latent_dist.mode()).sample.clamp(-1, 1)
-            a = ((v.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy()
-            b = ((y.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy()
-            ra, rb = read_clip(a), read_clip(b)
-            ok += (ra.color, ra.shape, ra.direction) == (rb.color, rb.shape, rb.direction)
-    return ok / n
 for s in range(STEPS):
     lr = 5e-4 * 0.5 * (1 + math.cos(math.pi * s / STEPS))
     for g in opt.param_groups: g["lr"] = lr
@@ -32,5 +19,5 @@ for s in range(STEPS):
     rec.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); opt.zero_grad()
     if s % 25 == 0: print(f"step {s} rec {rec.item():.4f} t {time.time()-t0:.0f}", flush=True)
     if (s + 1) % 100 == 0:
-        vae.save_pretrained(DM + "/vae_dec"); print("oracle agreement", evaluate(), flush=True)
+        vae.save_pretrained(DM + "/vae_dec"); print("oracle agreement", oracle_agreement(vae, 36), flush=True)
 vae.save_pretrained(DM + "/vae_dec"); print("done", flush=True)
