@@ -17,6 +17,8 @@ from einops import rearrange, repeat
 from torch import Tensor
 from torch.nn.functional import scaled_dot_product_attention
 
+from t2v.layers.sparse_causal import attention_output
+
 # Returns (frames per clip, keep) at call time, as for SparseCausalAttnProcessor; keep is unused here.
 FrameSource = Callable[[], tuple[int, Optional[Tensor]]]
 
@@ -70,9 +72,4 @@ class ClipTextAttnProcessor:
         # 3. softmax(Q K^T / sqrt(d)) V, scaled as diffusers' AttnProcessor2_0 does (SDPA's default).
         out = scaled_dot_product_attention(query, key, value)  # (B*F, heads, N, d)
         out = rearrange(out, "bf heads n d -> bf n (heads d)").to(query.dtype)
-        out = attn.to_out[1](attn.to_out[0](out))  # projection, dropout
-        if input_ndim == 4:
-            out = rearrange(out, "bf (h w) c -> bf c h w", h=height, w=width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return attention_output(attn, out, residual, (height, width) if input_ndim == 4 else None)

@@ -44,6 +44,18 @@ def gather_sparse_causal(x: Tensor, num_frames: int, keep: Tensor | None = None)
     return rearrange(kv, "b f n d -> (b f) n d")
 
 
+
+def attention_output(attn: Attention, out: Tensor, residual: Tensor, spatial: Optional[tuple[int, int]]) -> Tensor:
+    """The end of a diffusers attention processor: output projection and dropout, back to (B*F, C, H, W)
+    when the input was a feature map (`spatial` = (H, W)), the residual when the block has one, and
+    the output rescale, as diffusers' `AttnProcessor2_0` ends. out: (B*F, N, heads*d)."""
+    out = attn.to_out[1](attn.to_out[0](out))  # projection, dropout
+    if spatial is not None:
+        out = rearrange(out, "bf (h w) c -> bf c h w", h=spatial[0], w=spatial[1])
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
+
 class SparseCausalAttnProcessor:
     """Tune-A-Video ST-Attn for a diffusers self-attention module (`attn1` of a transformer block).
 
@@ -113,9 +125,4 @@ class SparseCausalAttnProcessor:
                             "(b f) n c -> b f n c", f=frames)
             out = torch.where(keep.view(-1, 1, 1, 1), out, own)
         out = rearrange(out, "b f n c -> (b f) n c")
-        out = attn.to_out[1](attn.to_out[0](out))  # projection, dropout
-        if input_ndim == 4:
-            out = rearrange(out, "bf (h w) c -> bf c h w", h=height, w=width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return attention_output(attn, out, residual, (height, width) if input_ndim == 4 else None)
