@@ -12,6 +12,7 @@ import os
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,6 +54,30 @@ def other_threads_cpu() -> float:
     twin of `tree_cpu_ticks`, for waits on a worker thread (a slow thread that is working keeps
     changing it; the polling thread's own time is left out, so polling alone cannot look like progress)."""
     return time.process_time() - time.thread_time()
+
+
+class WorkBetweenPolls:
+    """Progress of work on this process's other threads (a job queue's worker) that a poller can use
+    when its own polls are served by another thread of the same process (a TestClient's portal):
+    `busy_intervals` counts the intervals between polls in which the other threads used CPU for at
+    more than `busy` of the interval's wall time. CPU spent while a poll is served (inside `polling()`) is
+    left out, so polling alone never looks like progress, and a worker that is blocked (hung) adds
+    nothing; a worker that computes, however slowly, keeps adding intervals."""
+
+    def __init__(self, busy: float = 0.1) -> None:
+        self.busy, self.busy_intervals = busy, 0
+        self._cpu: float | None = None  # until the first poll ends: no interval between polls yet
+        self._t = 0.0
+
+    @contextmanager
+    def polling(self):
+        cpu, t = other_threads_cpu(), time.monotonic()
+        if self._cpu is not None and cpu - self._cpu > self.busy * (t - self._t):
+            self.busy_intervals += 1
+        try:
+            yield
+        finally:
+            self._cpu, self._t = other_threads_cpu(), time.monotonic()
 
 
 def run_with_stall_guard(cmd: list[str], stall: float = 300.0, **popen: Any) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from t2v.serve.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobQue
 from t2v.serve.limits import check_generate, check_tune  # noqa: E402
 from t2v.serve.storage import ID_RE, ResultStore  # noqa: E402
 
-from stall import other_threads_cpu, run_with_stall_guard, wait_until  # noqa: E402
+from stall import WorkBetweenPolls, other_threads_cpu, run_with_stall_guard, wait_until  # noqa: E402
 
 H = {"X-Requested-With": "t2v"}
 LIMITS = ServeLimits(max_frames=12, max_size=128, max_steps=120, max_tune_steps=5, max_upload_mb=0.2,
@@ -56,16 +56,23 @@ def clip_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+def _job_progress(last: dict, worker: WorkBetweenPolls) -> tuple:
+    """What counts as a job moving: its state, stage and step, and the worker thread computing
+    between polls (loading a model or a slow step on a busy machine changes no field for a while)."""
+    return last.get("state"), last.get("stage"), last.get("step"), worker.busy_intervals
+
+
 def _wait(client, job_id: str, stall: float = 120.0) -> dict:
-    """Poll until the job ends. Not a speed check: it fails only when the job's state and step stay
-    the same for `stall` seconds (a hang), however long a job that keeps stepping takes."""
-    last = {}
+    """Poll until the job ends. Not a speed check: it fails only when nothing of the job moves for
+    `stall` seconds (`_job_progress`: a hang), however long a job that keeps working takes."""
+    last, worker = {}, WorkBetweenPolls()
 
     def ended():
-        last.update(client.get(f"/api/jobs/{job_id}").json())
+        with worker.polling():
+            last.update(client.get(f"/api/jobs/{job_id}").json())
         return dict(last) if last["state"] not in (QUEUED, RUNNING) else None
 
-    return wait_until(ended, lambda: (last.get("state"), last.get("step")), stall, f"job {job_id}", poll=0.05)
+    return wait_until(ended, lambda: _job_progress(last, worker), stall, f"job {job_id}", poll=0.05)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,13 +248,14 @@ def test_cancel_stops_the_denoising_loop_between_steps(served):
     before = sorted(p.name for p in results.iterdir())
     r = client.post("/api/generate", json={"prompt": "a blue square", "num_frames": 2, "steps": 120}, headers=H)
     job_id = r.json()["id"]
-    seen = {}
+    seen, worker = {}, WorkBetweenPolls()
 
     def stepped():  # past step 3; fails only if the job stops moving (a hang), never on total time
-        seen.update(client.get(f"/api/jobs/{job_id}").json())
+        with worker.polling():
+            seen.update(client.get(f"/api/jobs/{job_id}").json())
         return seen["step"] >= 3
 
-    wait_until(stepped, lambda: (seen.get("state"), seen.get("step")), 120.0, f"job {job_id} to reach step 3", poll=0.02)
+    wait_until(stepped, lambda: _job_progress(seen, worker), 120.0, f"job {job_id} to reach step 3", poll=0.02)
     at_cancel = client.post(f"/api/jobs/{job_id}/cancel", headers=H).json()["step"]
     job = _wait(client, job_id)
     assert job["state"] == CANCELLED

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from stall import run_with_stall_guard, wait_until
+from stall import run_with_stall_guard, tree_cpu_ticks, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny_test.yaml"
@@ -51,8 +51,8 @@ def set_args(output_dir: Path, **overrides) -> list[str]:
 
 def wait_for(path: Path, proc: subprocess.Popen, stall: float = 240.0) -> None:
     """Poll until `path` exists; fail with the process's stderr if it ends first. Not a speed check:
-    it gives up only when nothing under `path`'s folder (the run: logs, checkpoints) has changed for
-    `stall` seconds (a hang), however long a run that keeps writing takes."""
+    it gives up only when the process tree has used no CPU and nothing under `path`'s folder (the run:
+    logs, checkpoints) has changed for `stall` seconds (a hang), however long a run that keeps working takes."""
     import time
 
     def files() -> frozenset:
@@ -68,7 +68,7 @@ def wait_for(path: Path, proc: subprocess.Popen, stall: float = 240.0) -> None:
         return path.exists()
 
     try:
-        wait_until(appeared, files, stall, f"files under {path.parent} before {path.name} appeared")
+        wait_until(appeared, lambda: (files(), tree_cpu_ticks(proc.pid)), stall, f"the run before {path.name} appeared under {path.parent}")
     except AssertionError:
         if proc.poll() is None:
             proc.kill()
