@@ -79,15 +79,15 @@ def test_wrong_latent_channels_named(temporal_folder, tmp_path):
 
 def test_training_uses_its_image_vae_and_exports_the_temporal_one(temporal_folder, tmp_path):
     from t2v.training.export import write_model_folder
-    from t2v.training.parts import _image_vae
+    from t2v.training.parts import _image_vae, find_vae
 
-    vae, folder = _image_vae(temporal_folder / "vae")
+    assert find_vae(temporal_folder) == (temporal_folder / "vae", "TemporalAutoencoder")
+    vae, folder = _image_vae(*find_vae(temporal_folder))
     assert isinstance(vae, AutoencoderKL) and folder == temporal_folder / "vae"
     temporal = TemporalAutoencoder.from_pretrained(temporal_folder / "vae")
     for name, p in vae.encoder.state_dict().items():
         assert torch.equal(p, temporal.vae.encoder.state_dict()[name])
-    plain, none = _image_vae(tmp_path)  # no config.json: neither kind
-    assert plain is none is None
+    assert find_vae(tmp_path) is None  # no config.json: neither kind
 
     parts = load_model_folder(temporal_folder)
     out = write_model_folder(tmp_path / "out", unet=parts.unet, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer,

@@ -44,7 +44,6 @@ def gather_sparse_causal(x: Tensor, num_frames: int, keep: Tensor | None = None)
     return rearrange(kv, "b f n d -> (b f) n d")
 
 
-
 def attention_output(attn: Attention, out: Tensor, residual: Tensor, spatial: Optional[tuple[int, int]]) -> Tensor:
     """The end of a diffusers attention processor: output projection and dropout, back to (B*F, C, H, W)
     when the input was a feature map (`spatial` = (H, W)), the residual when the block has one, and
@@ -55,6 +54,7 @@ def attention_output(attn: Attention, out: Tensor, residual: Tensor, spatial: Op
     if attn.residual_connection:
         out = out + residual
     return out / attn.rescale_output_factor
+
 
 class SparseCausalAttnProcessor:
     """Tune-A-Video ST-Attn for a diffusers self-attention module (`attn1` of a transformer block).

@@ -86,17 +86,17 @@ def build_stage_model(config: TrainConfig) -> Any:
         from diffusers import AutoencoderKL
 
         from t2v.models.temporal_vae import TemporalAutoencoder
-        from t2v.training.parts import config_class_name
+        from t2v.training.parts import find_vae
 
         folder = Path(config.model.vae or config.model.pretrained)
-        for cand in (folder / "vae", folder):
-            name = config_class_name(cand / "config.json") if (cand / "config.json").is_file() else None
-            if name == "AutoencoderKL":
-                return TemporalAutoencoder.from_vae(AutoencoderKL.from_pretrained(cand), resblock_kernel=k.decoder_kernel)
-            if name == "TemporalAutoencoder":  # fine-tuned on from its temporal layers as they are
-                return TemporalAutoencoder.from_pretrained(cand)
-        raise T2VError(f"{folder} holds no AutoencoderKL or TemporalAutoencoder (config.json + weights, or vae/ inside); "
-                       "set model.vae to one")
+        found = find_vae(folder)
+        if found is None:
+            raise T2VError(f"{folder} holds no AutoencoderKL or TemporalAutoencoder (config.json + weights, or vae/ inside); "
+                           "set model.vae to one")
+        cand, name = found
+        if name == "AutoencoderKL":
+            return TemporalAutoencoder.from_vae(AutoencoderKL.from_pretrained(cand), resblock_kernel=k.decoder_kernel)
+        return TemporalAutoencoder.from_pretrained(cand)  # fine-tuned on from its temporal layers as they are
     from t2v.models.cascade_unet import CascadeUNet
 
     size = config.data.height * (k.scale if config.stage == "upscale" else 1)

@@ -100,30 +100,40 @@ def _text_encoder(config: TrainConfig, pre: Optional[Path]) -> CLIPTextModel:
     ))
 
 
-def _image_vae(folder: Path) -> tuple[Optional[AutoencoderKL], Optional[Path]]:
+VAE_CLASSES = ("AutoencoderKL", "TemporalAutoencoder")
+
+
+def find_vae(folder: Path) -> Optional[tuple[Path, str]]:
+    """`folder`/vae or else `folder` itself, whichever config.json names an AutoencoderKL or a
+    TemporalAutoencoder first: (that folder, the class name); None when neither does."""
+    for cand in (folder / "vae", folder):
+        cfg = cand / "config.json"
+        name = config_class_name(cfg) if cfg.is_file() else None
+        if name in VAE_CLASSES:
+            return cand, name
+    return None
+
+
+def _image_vae(folder: Path, name: str) -> tuple[AutoencoderKL, Optional[Path]]:
     """(the AutoencoderKL in `folder`, None), or for a TemporalAutoencoder folder (its image VAE, `folder`):
     the same encoder and its 2D decoder weights (a U-Net trains on the encoder's latents; the folder is
-    copied into the trained model as it is). (None, None) when the folder holds neither."""
-    name = config_class_name(folder / "config.json") if (folder / "config.json").is_file() else None
+    copied into the trained model as it is)."""
     if name == "AutoencoderKL":
         return AutoencoderKL.from_pretrained(folder), None
-    if name == "TemporalAutoencoder":
-        from t2v.models.temporal_vae import TemporalAutoencoder
+    from t2v.models.temporal_vae import TemporalAutoencoder
 
-        return TemporalAutoencoder.from_pretrained(folder).to_vae(), folder
-    return None, None
+    return TemporalAutoencoder.from_pretrained(folder).to_vae(), folder
 
 
 def _vae(config: TrainConfig, pre: Optional[Path]) -> tuple[Optional[AutoencoderKL], Optional[Path]]:
     if config.model.vae is not None:
-        folder = Path(config.model.vae)
-        for cand in (folder / "vae", folder):
-            vae, temporal = _image_vae(cand)
-            if vae is not None:
-                return vae, temporal
-        raise T2VError(f"model.vae {folder} holds no AutoencoderKL or TemporalAutoencoder (config.json + weights, or vae/ "
-                       "inside); fix the path or set it to null")
-    return _image_vae(pre / "vae") if pre is not None else (None, None)
+        found = find_vae(Path(config.model.vae))
+        if found is None:
+            raise T2VError(f"model.vae {config.model.vae} holds no AutoencoderKL or TemporalAutoencoder (config.json + "
+                           "weights, or vae/ inside); fix the path or set it to null")
+    else:
+        found = find_vae(pre / "vae") if pre is not None else None  # a pretrained folder's own vae/ only
+    return _image_vae(*found) if found is not None else (None, None)
 
 
 def _unet(config: TrainConfig, pre: Optional[Path], in_channels: int, text_width: int) -> nn.Module:
