@@ -29,22 +29,19 @@ shutil.rmtree(out, ignore_errors=True)
 out.mkdir(parents=True)
 load_video_unet(src).to(torch.float16).save_pretrained(out / "unet")
 CLIPTextModel.from_pretrained(src / "text_encoder", dtype=torch.float32).save_pretrained(out / "text_encoder")
-# src/vae is the image VAE, or (a model fine-tuned from the shipped one) already a TemporalAutoencoder
-src_temporal = json.loads((src / "vae" / "config.json").read_text()).get("_class_name") == "TemporalAutoencoder"
-if src_temporal:
-    vae = TemporalAutoencoder.from_pretrained(src / "vae").to(torch.float16)
-    decoder = decoder or src / "vae"
-    vae = vae.vae
+# src/vae is the image VAE, or (a model fine-tuned from the shipped one) already a TemporalAutoencoder,
+# which is kept as it is unless DECODER replaces it
+if json.loads((src / "vae" / "config.json").read_text()).get("_class_name") == "TemporalAutoencoder":
+    temporal = TemporalAutoencoder.from_pretrained(src / "vae").to(torch.float16)
+    vae = temporal.vae
 else:
-    vae = AutoencoderKL.from_pretrained(src / "vae").to(torch.float16)
-if decoder is None:
-    vae.save_pretrained(out / "vae")
-else:
+    temporal, vae = None, AutoencoderKL.from_pretrained(src / "vae").to(torch.float16)
+if decoder is not None:
     temporal = TemporalAutoencoder.from_pretrained(decoder).to(torch.float16)
     image, mine = temporal.vae.encoder.state_dict(), vae.encoder.state_dict()
     if image.keys() != mine.keys() or not all(torch.equal(image[k], mine[k]) for k in mine):
         sys.exit(f"{decoder}'s encoder is not {src}/vae's: fine-tune the decoder from this model's VAE")
-    temporal.save_pretrained(out / "vae")
+(vae if temporal is None else temporal).save_pretrained(out / "vae")
 shutil.copytree(src / "tokenizer", out / "tokenizer")
 ddpm = DDPMScheduler.from_pretrained(src / "scheduler")
 DPMSolverMultistepScheduler.from_config(ddpm.config, algorithm_type="dpmsolver++", solver_order=2).save_pretrained(out / "scheduler")
@@ -52,7 +49,7 @@ index = {
     "_class_name": "TextToVideoPipeline", "_diffusers_version": "0.42.0",
     "unet": ["t2v", "VideoUNet"], "text_encoder": ["transformers", "CLIPTextModel"],
     "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
-    "vae": ["diffusers", "AutoencoderKL"] if decoder is None else ["t2v.models", "TemporalAutoencoder"],
+    "vae": ["diffusers", "AutoencoderKL"] if temporal is None else ["t2v.models", "TemporalAutoencoder"],
     "t2v_generation": {"num_inference_steps": steps, "guidance_scale": guidance, "num_frames": 16, "height": 64, "width": 64, "fps": 8,
                        **({"timestep_shift": shift} if shift != 1.0 else {})},
 }
