@@ -21,8 +21,8 @@ from t2v.errors import T2VError
 MU, S = 1.0, 0.5
 SHAPE = (16, 4, 4, 16, 16)  # (B, C, F, H, W)
 # sampler: (steps, tolerance on |std / S - 1|); measured errors at these steps: ddim -2.9%, euler
-# -3.0%, dpm++ -2.3%, ddpm -3.6% (printed by test_moments_match_the_data; pytest -s shows them).
-TOLERANCE = {"ddim": (100, 0.05), "euler": (100, 0.05), "dpm++": (25, 0.04), "ddpm": (200, 0.05)}
+# -3.0%, dpm++ -2.3%, dpm++sde +0.4%, ddpm -3.6% (printed by test_moments_match_the_data; pytest -s shows them).
+TOLERANCE = {"ddim": (100, 0.05), "euler": (100, 0.05), "dpm++": (25, 0.04), "dpm++sde": (25, 0.04), "ddpm": (200, 0.05)}
 MEAN_TOL = 0.02  # 10 standard errors; also covers abar_T > 0 (the start is N(0, I), not N(0.006 MU, I))
 
 
@@ -57,7 +57,7 @@ def test_error_shrinks_with_steps(name):
     assert errs[1] < 0.7 * errs[0]
 
 
-@pytest.mark.parametrize("name", ["ddim", "dpm++", "euler", "ddpm"])
+@pytest.mark.parametrize("name", ["ddim", "dpm++", "dpm++sde", "euler", "ddpm"])
 def test_eps_and_v_give_the_same_samples(name):
     # The exact eps- and v-predictors describe one denoiser: same seed -> same samples.
     eps = _run(name, 20, "epsilon", config=SCHEDULE)
@@ -65,13 +65,25 @@ def test_eps_and_v_give_the_same_samples(name):
     assert (eps - v).abs().max().item() < 1e-4
 
 
-@pytest.mark.parametrize("name", ["ddim", "dpm++", "euler", "ddpm"])
+@pytest.mark.parametrize("name", ["ddim", "dpm++", "dpm++sde", "euler", "ddpm"])
 def test_same_seed_bit_identical_other_seed_differs(name):
     kw = {"step_kwargs": {"eta": 0.5}} if name == "ddim" else {}  # stochastic DDIM draws noise too
     a, b = _run(name, 10, seed=3, config=SCHEDULE, **kw), _run(name, 10, seed=3, config=SCHEDULE, **kw)
     c = _run(name, 10, seed=4, config=SCHEDULE, **kw)
     assert torch.equal(a, b)
     assert (a - c).abs().max().item() > 0.1
+
+
+def test_sde_solver_draws_fresh_noise_from_the_run_generator():
+    # dpm++sde is dpm++ on the reverse SDE: from the same initial noise it ends elsewhere, and its
+    # per-step noise comes from the run's generator (another stream, same start -> another sample).
+    ode, sde = _run("dpm++", 10, seed=3, config=SCHEDULE), _run("dpm++sde", 10, seed=3, config=SCHEDULE)
+    assert (ode - sde).abs().mean().item() > 0.05
+    model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), MU, S, "epsilon")
+    start = torch.randn(SHAPE, generator=torch.Generator().manual_seed(3))
+    other_stream = sample(model, make_scheduler("dpm++sde", SCHEDULE), shape=SHAPE, cond={}, num_inference_steps=10,
+                          latents=start, generator=torch.Generator().manual_seed(99), progress=False)
+    assert (other_stream - sde).abs().mean().item() > 0.05
 
 
 def test_one_scheduler_reused_gives_the_same_sample():

@@ -19,6 +19,7 @@ from t2v.errors import T2VError
 CLASSES = {
     "ddim": DDIMScheduler,
     "dpm++": DPMSolverMultistepScheduler,
+    "dpm++sde": DPMSolverMultistepScheduler,
     "euler": EulerDiscreteScheduler,
     "ddpm": DDPMScheduler,
 }
@@ -39,6 +40,8 @@ def test_dpm_is_dpmsolver_plus_plus_and_aliases():
     # Even from a config that asked for the first-order-noise variant, "dpm++" means dpmsolver++.
     cfg = dict(SCHEDULE, algorithm_type="dpmsolver")
     assert make_scheduler("dpm++", cfg).config.algorithm_type == "dpmsolver++"
+    assert make_scheduler("dpm++sde", cfg).config.algorithm_type == "sde-dpmsolver++"
+    assert make_scheduler("sde-dpmsolver++").config.algorithm_type == "sde-dpmsolver++"
 
 
 def test_sources_and_overrides(tmp_path):
@@ -58,7 +61,7 @@ def test_sources_and_overrides(tmp_path):
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(T2VError, match=r"unknown scheduler 'pndm'.*ddim, dpm\+\+, euler, ddpm"):
+    with pytest.raises(T2VError, match=r"unknown scheduler 'pndm'.*ddim, dpm\+\+, dpm\+\+sde, euler, ddpm"):
         make_scheduler("pndm")
 
 
@@ -82,7 +85,7 @@ def test_shift_multiplies_the_noise_odds_and_keeps_the_ends():
         shift_noise_level(u, -1.0)
 
 
-@pytest.mark.parametrize("name", ["dpm++", "euler", "ddpm"])
+@pytest.mark.parametrize("name", ["dpm++", "dpm++sde", "euler", "ddpm"])
 def test_shifted_sampling_steps(name):
     """Shift 1 leaves the scheduler's own spacing; shift 4 starts at the last training step and puts
     5 of 15 steps above t = 900 (2 on the unshifted grid 999, 932, ...)."""

@@ -4,6 +4,8 @@ A model's `scheduler/scheduler_config.json` fixes the noise schedule it was trai
 number of training steps, prediction type, timestep spacing); the sampler is a free choice on top:
   ddim   DDIMScheduler (Song et al. 2021), deterministic with eta = 0
   dpm++  DPMSolverMultistepScheduler, algorithm dpmsolver++ (Lu et al. 2022), 2nd order
+  dpm++sde  the same solver on the reverse SDE (algorithm sde-dpmsolver++): fresh noise at every
+         step, drawn from the run's generator, so a seed still fixes the video
   euler  EulerDiscreteScheduler (Karras et al. 2022's Euler step on the probability-flow ODE)
   ddpm   DDPMScheduler (Ho et al. 2020), ancestral sampling
 """
@@ -44,10 +46,12 @@ SD_NOISE_SCHEDULE: Mapping[str, Any] = {
 SCHEDULERS: Mapping[str, tuple[type[SchedulerMixin], Mapping[str, Any]]] = {
     "ddim": (DDIMScheduler, {}),
     "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    "dpm++sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"}),
     "euler": (EulerDiscreteScheduler, {}),
     "ddpm": (DDPMScheduler, {}),
 }
-_ALIASES = {"dpm-solver++": "dpm++", "dpmsolver++": "dpm++", "dpm": "dpm++"}
+_ALIASES = {"dpm-solver++": "dpm++", "dpmsolver++": "dpm++", "dpm": "dpm++",
+            "sde-dpmsolver++": "dpm++sde", "dpm++-sde": "dpm++sde"}
 
 ConfigSource = SchedulerMixin | Mapping[str, Any] | str | Path | None
 
@@ -70,7 +74,7 @@ def scheduler_config(source: ConfigSource) -> dict[str, Any]:
 
 
 def make_scheduler(name: str, config_or_scheduler: ConfigSource = None, **overrides: Any) -> SchedulerMixin:
-    """A fresh diffusers sampler `name` (ddim, dpm++, euler, ddpm) on the given noise schedule.
+    """A fresh diffusers sampler `name` (ddim, dpm++, dpm++sde, euler, ddpm) on the given noise schedule.
 
     `overrides` replace config entries (e.g. prediction_type="v_prediction"). Unknown keys of the
     source config (another scheduler's settings) are ignored by diffusers' `from_config`.
@@ -108,13 +112,13 @@ def shifted_timesteps(num_inference_steps: int, num_train_timesteps: int, shift:
 def set_timesteps(scheduler: SchedulerMixin, num_inference_steps: int, device: Any = None, shift: float = 1.0) -> None:
     """`scheduler.set_timesteps`, with the timesteps shifted toward noise when shift != 1.
 
-    Takes the diffusers schedulers that accept explicit timesteps (dpm++, euler, ddpm); DDIM does not.
+    Takes the diffusers schedulers that accept explicit timesteps (dpm++, dpm++sde, euler, ddpm); DDIM does not.
     """
     if shift == 1.0:
         scheduler.set_timesteps(num_inference_steps, device=device)
         return
     if "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
         raise T2VError(f"{type(scheduler).__name__} takes no explicit timesteps, so no timestep shift; "
-                       "use --scheduler dpm++ (or euler, ddpm), or a shift of 1")
+                       "use --scheduler dpm++ (or dpm++sde, euler, ddpm), or a shift of 1")
     timesteps = shifted_timesteps(num_inference_steps, scheduler.config.num_train_timesteps, shift)
     scheduler.set_timesteps(device=device, timesteps=timesteps)

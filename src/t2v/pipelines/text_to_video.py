@@ -128,7 +128,7 @@ class TextToVideoPipeline:
         return self.unet.config.in_channels
 
     def scheduler(self, name: Optional[str] = None):
-        """A fresh diffusers sampler `name` (ddim, dpm++, euler, ddpm; None = the folder's own) on the model's schedule."""
+        """A fresh diffusers sampler `name` (ddim, dpm++, dpm++sde, euler, ddpm; None = the folder's own) on the model's schedule."""
         return make_scheduler(name or self.default_sampler, self.scheduler_config)
 
     # ------------------------------------------------------------------------------------------
