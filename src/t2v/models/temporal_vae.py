@@ -141,6 +141,12 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):
             x = self.vae.decode(z).sample  # (B*F, 3, H, W)
         return rearrange(x, "(b f) c h w -> b c f h w", b=b)
 
+    def decode_scaled(self, latents: Tensor, image_only: bool = False) -> Tensor:
+        """`decode` of latents in a diffusion model's units ((z - shift_factor) * scaling_factor, what
+        pipelines encode to and sample) -> pixels (B, 3, F, H, W) (not clamped)."""
+        z = latents.to(self.device, self.dtype) / self.scaling_factor + self.shift_factor
+        return self.decode(z, image_only=image_only)
+
     def forward(self, video: Tensor, image_only: bool = False, latent_noise: Optional[Tensor] = None) -> Tensor:
         """Reconstruct a clip (B, 3, F, H, W) through the posterior mean -> (B, 3, F, H, W).
 
@@ -149,5 +155,5 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):
         decodes a diffusion model's imperfect ones."""
         z = self.encode(video)
         if latent_noise is not None:
-            z = z + latent_noise.to(z.dtype) / float(self.vae.config.scaling_factor)
+            z = z + latent_noise.to(z.dtype) / self.scaling_factor
         return self.decode(z, image_only=image_only)

@@ -451,8 +451,7 @@ class CascadePipeline:
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         """The base model's latents (B, C, N, h, w) -> pixels (B, 3, N, H, W) with the temporal decoder."""
-        z = latents.to(self.decoder.device, self.decoder.dtype) / self.decoder.scaling_factor + self.decoder.shift_factor
-        return self.decoder.decode(z).float().clamp(-1, 1)
+        return self.decoder.decode_scaled(latents).float().clamp(-1, 1)
 
     @torch.no_grad()
     def __call__(self, prompts: Union[str, Sequence[str]], *, keyframes: int = 8, factors: Sequence[int] = (4,),

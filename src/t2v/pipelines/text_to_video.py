@@ -165,10 +165,11 @@ class TextToVideoPipeline:
             raise T2VError(f"decode_chunk_size must be at least 1, got {decode_chunk_size}")
         if self.vae is None:
             return latents.float().clamp(-1, 1)
+        if isinstance(self.vae, TemporalAutoencoder):
+            clips = [self.vae.decode_scaled(clip, image_only=image_only) for clip in latents.split(1)]
+            return torch.cat(clips).float().clamp(-1, 1)
         cfg = image_vae_config(self.vae)
         z = latents.to(dtype=self.vae.dtype) / cfg["scaling_factor"] + (cfg.get("shift_factor") or 0.0)
-        if isinstance(self.vae, TemporalAutoencoder):
-            return torch.cat([self.vae.decode(clip, image_only=image_only) for clip in z.split(1)]).float().clamp(-1, 1)
         b = latents.shape[0]
         z = rearrange(z, "b c f h w -> (b f) c h w")
         frames = [self.vae.decode(chunk).sample for chunk in z.split(decode_chunk_size)]  # each (n, 3, H, W)
