@@ -1,10 +1,11 @@
 """Issue 7 diagnostic: the ShapesWorld oracle on a subset of combinations under several sampling settings.
 
 Each setting is GUIDANCE,SHIFT,STEPS[,HIGH_GUIDANCE,T_HIGH] (DPM-Solver++, as the shipped model
-samples); with the last two, steps at t >= T_HIGH use HIGH_GUIDANCE instead. The subset is every
+samples, or `--scheduler`); with the last two, steps at t >= T_HIGH use HIGH_GUIDANCE instead. The subset is every
 `--every`-th held-in combination plus the 8 held-out ones; clip j uses seed `--base-seed + j` (1000 by
 default, so that settings are not chosen on the seeds of the issue's protocol, `t2v eval shapes`,
-which starts at 0). Prints one line of scores per setting and where the wrong directions went.
+which starts at 0). Prints one line of scores per setting and where the wrong directions went;
+`--json` also lists each failed clip (prompt, seed, what the oracle read).
 
     PYTHONPATH=src python tools/default_model/sweep_sampling.py MODEL_DIR --settings 4,4,15 8,4,15 \
         [--seeds 2] [--every 5] [--base-seed 1000] [--image-only] [--json out.json] [--colors green --every 1]
@@ -30,6 +31,7 @@ ap.add_argument("--every", type=int, default=5)
 ap.add_argument("--base-seed", type=int, default=1000)
 ap.add_argument("--image-only", action="store_true", help="also run the image-only ablation")
 ap.add_argument("--json", default=None)
+ap.add_argument("--scheduler", default="dpm++", help="the sampler of every setting (dpm++, dpm++sde, ...)")
 ap.add_argument("--colors", default=None, help="COLOR[,COLOR]: only held-in combinations of these colors, no held-out ones")
 a = ap.parse_args()
 torch.set_num_threads(1)
@@ -45,7 +47,7 @@ for setting, image_only in runs:
     def gen(prompts, seed, g=float(g), shift=float(shift), steps=int(steps), high=high, image_only=image_only):
         kw = {"high_noise_guidance": (float(high[0]), int(high[1]))} if high else {}
         return pipe(prompts, seed=seed, progress=False, guidance_scale=g, timestep_shift=shift,
-                    num_inference_steps=steps, scheduler="dpm++", image_only=image_only, **kw)
+                    num_inference_steps=steps, scheduler=a.scheduler, image_only=image_only, **kw)
 
     scores, clips = evaluate_shapes(gen, seeds=a.seeds, batch_size=8, combinations=combos, base_seed=a.base_seed)
     wrong = collections.Counter(
@@ -54,7 +56,11 @@ for setting, image_only in runs:
         for c in clips if c.reading.direction != c.target[2])
     small = sum(c.reading.displacement < 8 for c in clips if c.reading.direction != c.target[2])
     name = setting + (" image-only" if image_only else "")
-    results[name] = {"scores": scores, "wrong_directions": dict(wrong), "wrong_with_displacement_under_8px": small}
+    failed = [{"prompt": c.prompt, "seed": c.seed, "held_out": c.held_out,
+               "read": [c.reading.color, c.reading.shape, c.reading.direction]}
+              for c in clips if (c.reading.color, c.reading.shape, c.reading.direction) != tuple(c.target)]
+    results[name] = {"scores": scores, "wrong_directions": dict(wrong), "wrong_with_displacement_under_8px": small,
+                     "failed": failed}
     s = scores["all"]
     print(f"{'image-only ' if image_only else ''}g={g} shift={shift} steps={steps} high={high}: n={int(s['n'])} color {s['color']:.3f} shape {s['shape']:.3f} "
           f"direction {s['direction']:.3f} all-three {s['all_three']:.3f} consistency {s['consistency']:.3f} | "
