@@ -11,7 +11,7 @@ has no checkpoints or resume; it saves OUT (a model folder, EMA weights) every 2
 
     PYTHONPATH=src python tools/default_model/mean_targets.py MODEL OUT --steps 500 [--clips 0] [--mean-samples 4]
         [--only red,circle] [--t-min 975] [--lr 1e-3] [--bank-clips 48] [--color-balance 0.5]
-        [--fg-weight 4] [--color-loss 1] [--clip-shift 1] [--clip-t-max 400]
+        [--fg-weight 4] [--color-loss 1] [--clip-shift 1] [--clip-t-max 400] [--hard-means 100] [--uncond-samples 2]
 
 `--color-balance P` draws both kinds of samples with per-color weights (1 / s_color)^P, where s_color
 is the norm of the color's bank means minus the black clip's latent: in the default model's latent
@@ -21,6 +21,18 @@ docs/default_model.md), so its motion is buried in the noise earliest and its lo
 to mean 1 over the colors. `--fg-weight L` weights the ordinary clips' loss by 1 + L on the latent
 cells the object covers (its pixels, max-pooled to the latent grid), as stage 1b of the autoencoder
 weighted its foreground: the object is ~6% of a frame and its shape is all the oracle reads.
+`--hard-means K` recomputes, every K steps, each combination's bias at t = 999 (`mean_errors`: the
+squared distance of the model's x0 estimate to the bank mean, over the mean's own signal power) and
+multiplies each combination's draw weight for the mean samples by (1 + its bias / the mean bias) / 2:
+the combinations whose path drifts most (session 12: green, then blue and the triangles) get the
+most samples, and none falls below half its old share (session 12: it did not lower the bias).
+`--uncond-samples N` adds N empty-caption samples per step at t in [t_min, 999] whose x0 is the mean
+of all bank means: E[x0 | no caption] of the training data, the target of the unconditional branch
+that classifier-free guidance subtracts. Mean samples always carry a caption, so without them that
+branch learns its high-noise guess only from the ordinary clips' 10% empty captions (session 12: the
+shipped model's empty caption drew a path moving down and left at t = 999, which guidance 4 adds,
+three times over and reversed, to every prompt's path: the wrong directions were mostly up and
+right). Measured there: it made that path static and the oracle worse (docs/default_model.md).
 `--clip-shift S` and `--clip-t-max T` change the ordinary clips' timesteps (default: stage 3's, uniform
 over [0, 1000) shifted by 4, so only ~10% fall below t = 300, where the shipped sampler's last step,
 t = 222, predicts the clip the decoder draws).
@@ -54,6 +66,41 @@ def mean_bank(pipe: TextToVideoPipeline, clips: int) -> torch.Tensor:
     return torch.stack(bank)
 
 
+@torch.no_grad()
+def mean_guess(pipe: TextToVideoPipeline, sched: DDPMScheduler, x0: torch.Tensor, caption_text: str, draws: int,
+               t: int, generator: torch.Generator) -> torch.Tensor:
+    """The model's x0 estimate at timestep t for `caption_text`, from `draws` noisings of x0 (C, F, h, w),
+    averaged over the draws -> (C, F, h, w)."""
+    tt = torch.full((draws,), t, dtype=torch.long)
+    xt = sched.add_noise(x0.expand(draws, *x0.shape), torch.randn((draws, *x0.shape), generator=generator), tt)
+    abar = sched.alphas_cumprod[t]
+    v = pipe.unet(xt, tt, pipe.encode_text([caption_text] * draws))
+    return (abar.sqrt() * xt - (1 - abar).sqrt() * v).mean(0)  # v-prediction's x0 estimate
+
+
+def mean_errors(pipe: TextToVideoPipeline, bank: torch.Tensor, sched: DDPMScheduler, draws: int = 4, t: int = 999,
+                seed: int = 0) -> torch.Tensor:
+    """(88,): per held-in combination, the squared distance between the bank's mean latent and the
+    model's x0 estimate at timestep t from the combination's caption (`mean_guess`): the bias of the
+    model's guess of E[x0 | caption] where the direction is decided (a path that drifts across its
+    motion shows up here, and classifier-free guidance multiplies it)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([(mean_guess(pipe, sched, bank[i], caption(*combo), draws, t, g) - bank[i]).square().mean()
+                        for i, combo in enumerate(HELD_IN)])
+
+
+@torch.no_grad()
+def uncond_bias(pipe: TextToVideoPipeline, bank: torch.Tensor, sched: DDPMScheduler, draws: int = 8) -> float:
+    """The empty caption's x0 estimate at t = 999 against the mean of all bank means (the training
+    data's unconditional mean): squared distance over that mean's power around the black clip.
+    Classifier-free guidance, u + g (c - u), adds (g - 1) times any path that u draws, reversed, to
+    every prompt's path (session 12)."""
+    target = bank.mean(0)
+    guess = mean_guess(pipe, sched, target, "", draws, 999, torch.Generator().manual_seed(0))
+    black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
+    return ((guess - target).square().mean() / (target - black).square().mean()).item()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model"); ap.add_argument("out")
@@ -69,6 +116,10 @@ def main() -> None:
     ap.add_argument("--fg-weight", type=float, default=0.0, help="L: ordinary clips' loss weighted 1 + L on the object's cells")
     ap.add_argument("--clip-shift", type=float, default=4.0, help="S: ordinary clips' timesteps uniform, shifted by S (stage 3's 4)")
     ap.add_argument("--clip-t-max", type=int, default=1000, help="ordinary clips' timesteps drawn below this")
+    ap.add_argument("--uncond-samples", type=int, default=0,
+                    help="empty-caption samples per step at t in [t_min, 999] with x0 = the mean of all bank means")
+    ap.add_argument("--hard-means", type=int, default=0,
+                    help="K: every K steps, draw the mean samples' combinations by the model's relative bias there")
     a = ap.parse_args()
     torch.manual_seed(0); random.seed(0)
     pipe = TextToVideoPipeline.from_pretrained(a.model)
@@ -86,9 +137,12 @@ def main() -> None:
     print(f"bank {tuple(bank.shape)} in {time.time() - t0:.0f}s", flush=True)
     choices = [i for i, c in enumerate(HELD_IN) if a.only is None or list(c[:2]) == a.only.split(",")]
     data = ShapesWorldDataset(10 ** 6, seed=11, num_frames=16)
-    if a.color_balance or a.color_loss:
+    if a.color_balance or a.color_loss or a.hard_means:
         with torch.no_grad():
             black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
+        power = torch.stack([(m - black).square().mean() for m in bank])  # (88,) each mean's signal power
+    mean_w = None
+    if a.color_balance or a.color_loss:
         signal = {}
         for i, c in enumerate(HELD_IN):
             signal.setdefault(c[0], []).append((bank[i] - black).norm().item())
@@ -96,6 +150,7 @@ def main() -> None:
         top = max(weight.values())
         print("color weights", {col: round(w / sum(weight.values()), 3) for col, w in weight.items()}, flush=True)
         choice_w = [weight[HELD_IN[i][0]] for i in choices]
+        mean_w = choice_w if a.color_balance else None
         if a.color_loss:
             mean_s = sum(sum(v) / len(v) for v in signal.values()) / len(signal)
             loss_w = {col: (mean_s / (sum(v) / len(v))) ** a.color_loss for col, v in signal.items()}
@@ -118,12 +173,19 @@ def main() -> None:
         x0 = pipe.encode_video(torch.stack([it["video"] for it in items])) if items else bank[:0]
         caps = [it["caption"] if random.random() > 0.1 else "" for it in items]
         t = sample_timesteps(a.clip_t_max, a.clips, shift=a.clip_shift, generator=g).long()
-        idx = (random.choices(choices, weights=choice_w, k=a.mean_samples) if a.color_balance
+        if a.hard_means and step % a.hard_means == 0:
+            bias = mean_errors(pipe, bank, sched, seed=step) / power  # relative to each mean's own signal
+            rel = bias[choices] / bias[choices].mean()
+            base = choice_w if a.color_balance else [1.0] * len(choices)
+            mean_w = [b * (0.5 + 0.5 * r) for b, r in zip(base, rel.tolist())]  # never below half the old weight
+            worst = [" ".join(HELD_IN[choices[j]]) for j in rel.argsort(descending=True)[:3].tolist()]
+            print(f"{step} relative bias at t = 999: mean {bias[choices].mean():.3f}, worst {worst}", flush=True)
+        idx = (random.choices(choices, weights=mean_w, k=a.mean_samples) if mean_w is not None
                else [random.choice(choices) for _ in range(a.mean_samples)])
-        colors = [c for _, c in drawn] + [HELD_IN[i][0] for i in idx]
-        x0 = torch.cat([x0, bank[idx]])
-        caps += [caption(*HELD_IN[i], phrasing=random.randrange(4)) for i in idx]
-        t = torch.cat([t, torch.randint(a.t_min, 1000, (a.mean_samples,), generator=g)])
+        colors = [c for _, c in drawn] + [HELD_IN[i][0] for i in idx] + [""] * a.uncond_samples
+        x0 = torch.cat([x0, bank[idx], bank.mean(0, keepdim=True).expand(a.uncond_samples, *bank.shape[1:])])
+        caps += [caption(*HELD_IN[i], phrasing=random.randrange(4)) for i in idx] + [""] * a.uncond_samples
+        t = torch.cat([t, torch.randint(a.t_min, 1000, (a.mean_samples + a.uncond_samples,), generator=g)])
         noise = torch.randn(x0.shape, generator=g)
         xt, target = sched.add_noise(x0, noise, t), sched.get_velocity(x0, noise, t)
         with torch.no_grad():
@@ -136,7 +198,7 @@ def main() -> None:
             w[: len(items), 0] += a.fg_weight * fg
         w = w / w.mean()  # the foreground weight moves the loss within a batch, not its scale
         if a.color_loss:
-            w = w * torch.tensor([loss_w[c] for c in colors]).view(-1, 1, 1, 1, 1)
+            w = w * torch.tensor([loss_w.get(c, 1.0) for c in colors]).view(-1, 1, 1, 1, 1)
         loss = (w * err).mean()
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); ema.step(params)
         losses.append(loss.item())
@@ -144,6 +206,8 @@ def main() -> None:
             print(step + 1, f"{time.time() - t0:.0f}s loss {sum(losses[-50:]) / 50:.4f}", flush=True)
         if (step + 1) % 250 == 0 or step + 1 == a.steps:
             ema.store(params); ema.copy_to(params)
+            if a.uncond_samples:
+                print(f"{step + 1} unconditional bias at t = 999: {uncond_bias(pipe, bank, sched):.3f}", flush=True)
             shutil.copytree(a.model, out, dirs_exist_ok=True)
             unet.save_pretrained(out / "unet")
             ema.restore(params)
