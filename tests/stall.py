@@ -62,22 +62,26 @@ class WorkBetweenPolls:
     `busy_intervals` counts the intervals between polls in which the other threads used CPU for at
     more than `busy` of the interval's wall time. CPU spent while a poll is served (inside `polling()`) is
     left out, so polling alone never looks like progress, and a worker that is blocked (hung) adds
-    nothing; a worker that computes, however slowly, keeps adding intervals."""
+    nothing; a worker that computes, however slowly, keeps adding intervals. `cpu` and `clock` are
+    the two readings (other threads' CPU seconds, wall seconds), replaceable so that the rule can be
+    checked without timing anything."""
 
-    def __init__(self, busy: float = 0.1) -> None:
+    def __init__(self, busy: float = 0.1, cpu: Callable[[], float] = other_threads_cpu,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.busy, self.busy_intervals = busy, 0
+        self._read_cpu, self._clock = cpu, clock
         self._cpu: float | None = None  # until the first poll ends: no interval between polls yet
         self._t = 0.0
 
     @contextmanager
     def polling(self):
-        cpu, t = other_threads_cpu(), time.monotonic()
+        cpu, t = self._read_cpu(), self._clock()
         if self._cpu is not None and cpu - self._cpu > self.busy * (t - self._t):
             self.busy_intervals += 1
         try:
             yield
         finally:
-            self._cpu, self._t = other_threads_cpu(), time.monotonic()
+            self._cpu, self._t = self._read_cpu(), self._clock()
 
 
 def run_with_stall_guard(cmd: list[str], stall: float = 300.0, **popen: Any) -> subprocess.CompletedProcess:

@@ -1,5 +1,6 @@
 """The hang guard's worker signal: polls served by another thread never count as work; a worker
-thread that computes does, and a blocked one does not."""
+thread that computes does, and a blocked one does not. Nothing here asserts on wall-clock time:
+the counting rule is checked on readings set by hand, the CPU reading on CPU time each thread burns."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import queue
 import threading
 import time
 
-from stall import WorkBetweenPolls
+from stall import WorkBetweenPolls, other_threads_cpu
 
 
 def _server():
@@ -46,18 +47,55 @@ def test_polls_and_a_blocked_worker_are_not_progress():
     assert work.busy_intervals == 0
 
 
-def test_a_computing_worker_is_progress():
-    requests, replies, server = _server()
-    stop = threading.Event()
+def _burn(seconds: float) -> None:
+    """Use `seconds` of the calling thread's own CPU time (however long that takes on the wall)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
-    def compute():
-        while not stop.is_set():
-            sum(range(10_000))
 
-    worker = threading.Thread(target=compute, daemon=True)
+class _Clocks:
+    """Readings for WorkBetweenPolls that the test sets by hand: no timing involved."""
+
+    def __init__(self) -> None:
+        self.cpu, self.wall = 0.0, 0.0
+
+
+def test_a_computing_worker_is_progress_and_poll_work_is_not():
+    c = _Clocks()
+    work = WorkBetweenPolls(busy=0.1, cpu=lambda: c.cpu, clock=lambda: c.wall)
+
+    def poll(served_cpu: float, between_cpu: float, between_wall: float = 0.02) -> None:
+        with work.polling():
+            c.cpu += served_cpu  # the server thread answering this poll: left out
+            c.wall += 0.01
+        c.cpu += between_cpu  # the worker between this poll and the next
+        c.wall += between_wall
+
+    for _ in range(5):
+        poll(served_cpu=0.01, between_cpu=0.0)  # polls alone, however costly to serve
+    poll(served_cpu=0.0, between_cpu=0.0)
+    assert work.busy_intervals == 0
+    for _ in range(5):
+        poll(served_cpu=0.01, between_cpu=0.001)  # 5% of each interval: background noise, not work
+    poll(served_cpu=0.0, between_cpu=0.0)
+    assert work.busy_intervals == 0
+    for _ in range(5):
+        poll(served_cpu=0.01, between_cpu=0.005)  # 25%: a worker computing
+    poll(served_cpu=0.0, between_cpu=0.0)
+    assert work.busy_intervals == 5
+
+
+def test_other_threads_cpu_counts_other_threads_only():
+    # CPU time, not wall time: each thread burns a fixed amount of its own CPU, so a loaded machine
+    # only makes this slower.
+    before = other_threads_cpu()
+    _burn(0.05)  # the polling thread's own work
+    mine = other_threads_cpu() - before
+    worker = threading.Thread(target=_burn, args=(0.05,))
+    start = other_threads_cpu()
     worker.start()
-    work = WorkBetweenPolls()
-    _poll(work, requests, replies, 20)
-    stop.set()
-    requests.put(None)
-    assert work.busy_intervals >= 10  # most of the 20 intervals between polls saw the worker compute
+    worker.join()
+    theirs = other_threads_cpu() - start
+    assert theirs >= 0.05 - 1e-3
+    assert mine < 0.05  # the calling thread's 50 ms are left out
