@@ -89,15 +89,15 @@ def mean_errors(pipe: TextToVideoPipeline, bank: torch.Tensor, sched: DDPMSchedu
                         for i, combo in enumerate(HELD_IN)])
 
 
-@torch.no_grad()
-def uncond_bias(pipe: TextToVideoPipeline, bank: torch.Tensor, sched: DDPMScheduler, draws: int = 8) -> float:
+def uncond_bias(pipe: TextToVideoPipeline, bank: torch.Tensor, sched: DDPMScheduler, black: torch.Tensor,
+                draws: int = 8) -> float:
     """The empty caption's x0 estimate at t = 999 against the mean of all bank means (the training
-    data's unconditional mean): squared distance over that mean's power around the black clip.
+    data's unconditional mean): squared distance over that mean's power around `black` (the black
+    clip's latent).
     Classifier-free guidance, u + g (c - u), adds (g - 1) times any path that u draws, reversed, to
     every prompt's path (session 12)."""
     target = bank.mean(0)
     guess = mean_guess(pipe, sched, target, "", draws, 999, torch.Generator().manual_seed(0))
-    black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
     return ((guess - target).square().mean() / (target - black).square().mean()).item()
 
 
@@ -137,15 +137,16 @@ def main() -> None:
     print(f"bank {tuple(bank.shape)} in {time.time() - t0:.0f}s", flush=True)
     choices = [i for i, c in enumerate(HELD_IN) if a.only is None or list(c[:2]) == a.only.split(",")]
     data = ShapesWorldDataset(10 ** 6, seed=11, num_frames=16)
-    if a.color_balance or a.color_loss or a.hard_means:
+    if a.color_balance or a.color_loss or a.hard_means or a.uncond_samples:
         with torch.no_grad():
             black = pipe.encode_video(-torch.ones(1, 3, 16, 64, 64))[0]
-        power = torch.stack([(m - black).square().mean() for m in bank])  # (88,) each mean's signal power
+        dist = torch.stack([(m - black).norm() for m in bank])  # (88,) each mean's distance from the black clip
+        power = dist.square() / bank[0].numel()  # its signal power (mean square)
     mean_w = None
     if a.color_balance or a.color_loss:
         signal = {}
         for i, c in enumerate(HELD_IN):
-            signal.setdefault(c[0], []).append((bank[i] - black).norm().item())
+            signal.setdefault(c[0], []).append(dist[i].item())
         weight = {col: (sum(v) / len(v)) ** -a.color_balance for col, v in signal.items()}
         top = max(weight.values())
         print("color weights", {col: round(w / sum(weight.values()), 3) for col, w in weight.items()}, flush=True)
@@ -207,7 +208,7 @@ def main() -> None:
         if (step + 1) % 250 == 0 or step + 1 == a.steps:
             ema.store(params); ema.copy_to(params)
             if a.uncond_samples:
-                print(f"{step + 1} unconditional bias at t = 999: {uncond_bias(pipe, bank, sched):.3f}", flush=True)
+                print(f"{step + 1} unconditional bias at t = 999: {uncond_bias(pipe, bank, sched, black):.3f}", flush=True)
             shutil.copytree(a.model, out, dirs_exist_ok=True)
             unet.save_pretrained(out / "unet")
             ema.restore(params)
