@@ -10,7 +10,8 @@ which starts at 0). Prints one line of scores per setting and where the wrong di
     PYTHONPATH=src python tools/default_model/sweep_sampling.py MODEL_DIR --settings 4,4,15 8,4,15 \
         [--seeds 2] [--every 5] [--base-seed 1000] [--image-only] [--json out.json] [--colors green --every 1]
 `--image-only` also runs each setting with every temporal layer skipped (the ablation) on the same
-prompts and seeds.
+prompts and seeds. `--null-embedding FILE` feeds the unconditional branch that embedding instead of the
+empty caption's (`null_embedding.py`).
 """
 import argparse
 import collections
@@ -33,9 +34,19 @@ ap.add_argument("--image-only", action="store_true", help="also run the image-on
 ap.add_argument("--json", default=None)
 ap.add_argument("--scheduler", default="dpm++", help="the sampler of every setting (dpm++, dpm++sde, ...)")
 ap.add_argument("--colors", default=None, help="COLOR[,COLOR]: only held-in combinations of these colors, no held-out ones")
+ap.add_argument("--null-embedding", default=None, help="a (1, L, D) embedding (null_embedding.py) fed for the empty caption")
 a = ap.parse_args()
 torch.set_num_threads(1)
 pipe = TextToVideoPipeline.from_pretrained(None if a.model == "default" else a.model, device="cpu")
+if a.null_embedding:
+    null, encode_text = torch.load(a.null_embedding)[0], pipe.encode_text
+
+    def encode_with_null(prompts):
+        emb = encode_text(prompts)
+        emb[[i for i, p in enumerate(prompts) if p == ""]] = null.to(emb.dtype)
+        return emb
+
+    pipe.encode_text = encode_with_null
 combos = (list(HELD_IN[::a.every]) + list(HELD_OUT) if a.colors is None
           else [c for c in HELD_IN[::a.every] if c[0] in a.colors.split(",")])
 results = {}
