@@ -6,6 +6,14 @@ DM = os.environ.get("DM", "runs/default_model")  # where every stage writes
 os.makedirs(DM, exist_ok=True)
 from t2v.data.shapes import sample_params, render_clip, item_rng, HELD_IN, ALL_COMBINATIONS
 
+def new_vae():
+    """Stage 1's autoencoder, untrained: diffusers AutoencoderKL 64x64x3 <-> 16x16x4 (0.68 M parameters)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",)*3, up_block_types=("UpDecoderBlock2D",)*3,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, mid_block_add_attention=False)
+
 def clips(seed, start, n, frames=16):
     """n clips (n, 3, F, 64, 64) in [-1,1] and captions."""
     vids, caps = [], []

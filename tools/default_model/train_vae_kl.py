@@ -15,16 +15,13 @@ autoencoder confused red, orange and yellow.
     DM=runs/default_model_kl PYTHONPATH=src python tools/default_model/train_vae_kl.py [STEPS=900] [KL=1e-4]
 """
 from common import *
-from diffusers import AutoencoderKL
 
 from t2v.data.shapes import COLORS, clip_to_video
 
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 900
 KL = float(sys.argv[2]) if len(sys.argv) > 2 else 1e-4
 torch.manual_seed(0)
-vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-    down_block_types=("DownEncoderBlock2D",)*3, up_block_types=("UpDecoderBlock2D",)*3,
-    block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, mid_block_add_attention=False)
+vae = new_vae()
 opt = torch.optim.AdamW(vae.parameters(), 2e-3, weight_decay=0.0)
 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/20) * 0.5 * (1 + math.cos(math.pi * s / STEPS)))
 B = 16
