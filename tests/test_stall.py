@@ -27,21 +27,25 @@ def _server():
     return requests, replies, t
 
 
-def _poll(work: WorkBetweenPolls, requests, replies, polls: int) -> None:
+def _poll(work: WorkBetweenPolls, wall: list[float], requests, replies, polls: int) -> None:
     for _ in range(polls):
         with work.polling():
             requests.put("state?")
             replies.get()
-        time.sleep(0.02)
+        wall[0] += 0.02  # the interval between polls, set by hand: no sleeping, no wall-clock reading
 
 
 def test_polls_and_a_blocked_worker_are_not_progress():
+    # Real threads and the real CPU reading; the wall clock is stepped by hand, so what is asserted is
+    # that polls served by another thread and a blocked worker add no CPU between polls, not how much
+    # CPU fits in some stretch of wall time on this machine.
     requests, replies, server = _server()
     blocked = threading.Event()
     worker = threading.Thread(target=blocked.wait, daemon=True)  # a hung job: waits, uses no CPU
     worker.start()
-    work = WorkBetweenPolls()
-    _poll(work, requests, replies, 20)
+    wall = [0.0]
+    work = WorkBetweenPolls(clock=lambda: wall[0])
+    _poll(work, wall, requests, replies, 20)
     blocked.set()
     requests.put(None)
     assert work.busy_intervals == 0
