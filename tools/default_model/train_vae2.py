@@ -21,11 +21,6 @@ for s in range(STEPS):
     if (s + 1) % 150 == 0 or s == STEPS - 1:
         print("oracle agreement", oracle_agreement(vae), flush=True)
         vae.save_pretrained(DM + "/vae")
-# latent scale
-with torch.no_grad():
-    x, _ = frames(5, 0, 64)
-    z = vae.encode(x).latent_dist.mode()
-    print("latent std", z.std().item(), "mean", z.mean().item())
-    vae.register_to_config(scaling_factor=float(1 / z.std()))
-    vae.save_pretrained(DM + "/vae")
+set_latent_scale(vae)
+vae.save_pretrained(DM + "/vae")
 print("done", time.time() - t0)

@@ -28,6 +28,5 @@ for s in range(STEPS):
     if (s + 1) % 100 == 0:
         vae.save_pretrained(DM + "/vae_dec"); print("oracle agreement", oracle_agreement(vae, 36), flush=True)
 if MODE:  # the scaling factor, as train_vae.py sets it (stage 1a does, and 1b/1c keep it)
-    with torch.no_grad():
-        vae.register_to_config(scaling_factor=float(1 / vae.encode(frames(5, 0, 64)[0]).latent_dist.mode().std()))
+    set_latent_scale(vae)
 vae.save_pretrained(DM + "/vae_dec"); print("done", flush=True)
