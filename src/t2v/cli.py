@@ -50,6 +50,7 @@ def generate(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, dpm++sde, euler or ddpm (default: the model's)."),
     timestep_shift: Optional[float] = typer.Option(None, "--timestep-shift", help="Move the sampling steps toward noise (SD3's shift; 1 = none; default: the model's, else 1)."),
     high_noise_guidance: Optional[str] = typer.Option(None, "--high-noise-guidance", help="G@T: guidance G at the sampling steps with t >= T, where the motion is decided (e.g. 8@900; none = off; default: the model's)."),
+    temporal_guidance: Optional[str] = typer.Option(None, "--temporal-guidance", help="S@T: at the steps with t >= T, also push away from the image model (temporal layers skipped) by S: spatiotemporal skip guidance (e.g. 1@750; none = off; default: the model's)."),
     prompts_file: Optional[Path] = typer.Option(None, "--prompts", help="Text file, one prompt a line: one video each, written into --out as a folder."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
     cascade: bool = typer.Option(False, "--cascade", help="Run the cascade: keyframes -> temporal decoder -> interpolation -> super-resolution (docs/cascade.md)."),
@@ -63,7 +64,8 @@ def generate(
     from t2v.diffusion.schedulers import make_scheduler
     from t2v.data.video_io import write_video
     from t2v.pipelines.naming import is_video_file, video_name
-    from t2v.pipelines.text_to_video import DEFAULT_FPS, TextToVideoPipeline, check_request, parse_high_noise_guidance
+    from t2v.pipelines.text_to_video import (DEFAULT_FPS, TextToVideoPipeline, check_request, parse_high_noise_guidance,
+                                             parse_temporal_guidance)
 
     # 1. Everything that needs no model, so that a typo fails fast.
     if (prompt is None) == (prompts_file is None):
@@ -86,7 +88,8 @@ def generate(
     if timestep_shift is not None and not timestep_shift > 0:
         raise T2VError(f"--timestep-shift must be positive (1 = no shift), got {timestep_shift}")
     high = None if high_noise_guidance is None else parse_high_noise_guidance(high_noise_guidance)
-    for flag, value in (("--timestep-shift", timestep_shift), ("--high-noise-guidance", high)):
+    skip = None if temporal_guidance is None else parse_temporal_guidance(temporal_guidance)
+    for flag, value in (("--timestep-shift", timestep_shift), ("--high-noise-guidance", high), ("--temporal-guidance", skip)):
         if cascade and value is not None:
             raise T2VError(f"{flag} is for the base model alone; the cascade samples with each model's defaults")
 
@@ -110,7 +113,7 @@ def generate(
         video = pipe(
             [p], negative_prompt=negative_prompt, num_frames=num_frames, height=height, width=width, fps=fps,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, scheduler=scheduler,
-            timestep_shift=timestep_shift, high_noise_guidance=high,
+            timestep_shift=timestep_shift, high_noise_guidance=high, temporal_guidance=skip,
         )  # (1, C, F, H, W)
         if prompts_file is not None:
             path = (out or Path("outputs")) / video_name(p, i)
@@ -501,6 +504,7 @@ def eval_shapes(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, dpm++sde, euler or ddpm (default: the model's)"),
     timestep_shift: Optional[float] = typer.Option(None, "--timestep-shift", help="sampling steps moved toward noise (default: the model's, else 1)"),
     high_noise_guidance: Optional[str] = typer.Option(None, "--high-noise-guidance", help="G@T: guidance G at the steps with t >= T (none = off; default: the model's)"),
+    temporal_guidance: Optional[str] = typer.Option(None, "--temporal-guidance", help="S@T: skip guidance S away from the image model at the steps with t >= T (none = off; default: the model's)"),
     num_frames: int = typer.Option(16, "--num-frames", help="frames per clip"),
     image_only: bool = typer.Option(False, "--image-only", help="skip the temporal layers: the image model frame by frame (the ablation)"),
     batch_size: int = typer.Option(8, "--batch-size", help="clips sampled together"),
@@ -515,22 +519,25 @@ def eval_shapes(
 
     from t2v.metrics.shapes_eval import METRICS, evaluate_shapes, report
     from t2v.pipelines import TextToVideoPipeline
-    from t2v.pipelines.text_to_video import parse_high_noise_guidance
+    from t2v.pipelines.text_to_video import parse_high_noise_guidance, parse_temporal_guidance
 
     high = None if high_noise_guidance is None else parse_high_noise_guidance(high_noise_guidance)
+    skip = None if temporal_guidance is None else parse_temporal_guidance(temporal_guidance)
     pipe = TextToVideoPipeline.from_pretrained(model, device=device)
-    settings = pipe.sampling_settings(steps, guidance, timestep_shift, high)  # the folder's defaults filled in
+    settings = pipe.sampling_settings(steps, guidance, timestep_shift, high, skip)  # the folder's defaults filled in
     steps, guidance, timestep_shift = settings["num_inference_steps"], settings["guidance_scale"], settings["timestep_shift"]
     high = settings["high_noise_guidance"] or ()  # () and not None: the default is already resolved
+    skip = () if image_only else (settings["temporal_guidance"] or ())
 
     def generate(prompts: list[str], first_seed: int):
         return pipe(prompts, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance, seed=first_seed,
                     scheduler=scheduler, progress=False, image_only=image_only, timestep_shift=timestep_shift,
-                    high_noise_guidance=high)
+                    high_noise_guidance=high, temporal_guidance=skip)
 
     with tqdm(total=96 * seeds, desc="shapes", unit="clip", file=sys.stderr, leave=False, disable=None) as bar:
         scores, clips = evaluate_shapes(generate, seeds=seeds, batch_size=batch_size, base_seed=seed, progress=bar.update)
     high_text = f", guidance {high[0]:g} at t >= {high[1]:g}" if high else ""
+    high_text += f", temporal guidance {skip[0]:g} at t >= {skip[1]:g}" if skip else ""
     title = f"ShapesWorld oracle ({'image-only ablation' if image_only else 'video model'}, {seeds} seeds, {steps} steps, guidance {guidance:g}{high_text})"
     table = Table(title=title)
     for col in ("set", "clips", *METRICS):
@@ -541,7 +548,8 @@ def eval_shapes(
     Console().print(table)
     if json_out is not None:
         settings = {"model": str(model) if model else "default", "seeds": seeds, "steps": steps, "guidance": guidance,
-                    "timestep_shift": timestep_shift, "high_noise_guidance": list(high) or None, "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
+                    "timestep_shift": timestep_shift, "high_noise_guidance": list(high) or None,
+                    "temporal_guidance": list(skip) or None, "scheduler": scheduler or pipe.parts.default_sampler, "num_frames": num_frames, "image_only": image_only, "seed": seed}
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report(scores, clips, settings), indent=2) + "\n")
         Console().print(f"report written to {json_out}")

@@ -1,4 +1,4 @@
-"""Classifier-free guidance: the mix of Ho & Salimans 2022 and its one batched forward."""
+"""Classifier-free guidance: the mix of Ho & Salimans 2022 and its one batched forward; skip guidance (STG)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from analytic_denoiser import SCHEDULE, GaussianDenoiser, alphas_cumprod_reference
 
-from t2v.diffusion.guidance import classifier_free_guidance, guided_prediction, stack_conditions
+from t2v.diffusion.guidance import classifier_free_guidance, guided_prediction, skip_guidance, stack_conditions
 from t2v.diffusion.sampling import sample
 from t2v.diffusion.schedulers import make_scheduler
 from t2v.errors import T2VError
@@ -109,3 +109,50 @@ def test_high_noise_guidance_applies_at_the_high_timesteps_only():
     assert (mixed - run(1.0, None)).abs().max() > 1e-3 and (mixed - run(3.0, None)).abs().max() > 1e-3
     with pytest.raises(T2VError, match=r"t_min in \[0, 1000\)"):
         run(1.0, (3.0, 1000))
+
+
+def test_skip_guidance_mix_against_its_formula(setup):
+    """STG's mix u + g (c - u) + s (c - c_skip): the weak model runs once more on the B conditional rows;
+    s = 0 (or no weak model) is plain CFG bit for bit; with g = 1 it is c + s (c - c_skip)."""
+    model, x, t, cond, uncond = setup
+    weak = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), 0.0, 0.8, "epsilon")  # another data std
+    pred_c, pred_u = model(x, t.expand(3), **cond), model(x, t.expand(3), **uncond)
+    pred_w = weak(x, t.expand(3), **cond)
+    assert (pred_c - pred_w).abs().max() > 0.05
+    model.calls = weak.calls = 0
+    mixed = guided_prediction(model, x, t, cond, uncond, 4.0, skip_fn=weak, skip_scale=1.5)
+    assert (model.calls, weak.calls) == (1, 1)
+    torch.testing.assert_close(mixed, pred_u + 4.0 * (pred_c - pred_u) + 1.5 * (pred_c - pred_w))
+    torch.testing.assert_close(skip_guidance(pred_u, pred_c, pred_w, 4.0, 1.5), mixed)
+    plain = guided_prediction(model, x, t, cond, uncond, 4.0)
+    assert torch.equal(guided_prediction(model, x, t, cond, uncond, 4.0, skip_fn=weak, skip_scale=0.0), plain)
+    torch.testing.assert_close(guided_prediction(model, x, t, cond, None, 4.0, skip_fn=weak, skip_scale=2.0),
+                               3.0 * pred_c - 2.0 * pred_w)
+
+
+def test_skip_guidance_applies_at_the_high_timesteps_only():
+    """(scale, t_min): the weak model runs at the steps with t >= t_min only, and a run whose t_min no
+    step reaches equals plain CFG bit for bit."""
+    model = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), 0.0, 0.5, "epsilon")
+    weak = GaussianDenoiser(alphas_cumprod_reference(SCHEDULE), 0.0, 0.8, "epsilon")
+    sch = make_scheduler("ddim", SCHEDULE)
+    cond, uncond = {"shift": torch.full((3,), 1.0)}, {"shift": torch.zeros(3)}
+    seen = []
+
+    def recording(x, t, **kw):
+        seen.append(int(torch.as_tensor(t).flatten()[0]))
+        return weak(x, t, **kw)
+
+    def run(skip, fn=weak):
+        return sample(model, sch, shape=SHAPE, cond=cond, uncond=uncond, guidance_scale=3.0, num_inference_steps=10,
+                      generator=torch.Generator().manual_seed(0), progress=False, skip_fn=fn, skip_guidance=skip)
+
+    mixed = run((1.0, 500), recording)
+    assert seen == [int(t) for t in sch.timesteps if t >= 500] and len(seen) == 5  # DDIM's 10 leading steps
+    plain = run(None)
+    assert torch.equal(run((1.0, 999)), plain)
+    assert (mixed - plain).abs().max() > 1e-3
+    with pytest.raises(T2VError, match="skip guidance"):
+        run((1.0, 1000))
+    with pytest.raises(T2VError, match="weak model"):
+        run((1.0, 500), None)

@@ -190,6 +190,55 @@ def test_high_noise_guidance_comes_from_the_folder_and_can_be_turned_off(video_m
             parse_high_noise_guidance(bad)
 
 
+def test_temporal_guidance_runs_the_image_model_and_comes_from_the_folder(video_model, tmp_path, monkeypatch):
+    """`t2v_generation.temporal_guidance` [scale, t_min] is the default: at t >= t_min one more forward
+    of B conditional rows with every temporal layer skipped (image_only); () turns it off (plain CFG bit
+    for bit); image_only sampling ignores it; the CLI's S@T parses. (The mix: tests/diffusion/test_guidance.py.)"""
+    import json
+    import shutil
+
+    from t2v.pipelines.text_to_video import parse_temporal_guidance
+
+    folder = shutil.copytree(video_model, tmp_path / "stg")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["t2v_generation"] = {"temporal_guidance": [2.0, 600]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    from pipeline_helpers import perturb_
+
+    stg = TextToVideoPipeline.from_pretrained(folder)
+    perturb_(stg.unet.trainable_parameters(), scale=0.2)  # the temporal layers start as the identity; make them matter
+    seen = []
+    real = stg.unet.forward
+    monkeypatch.setattr(stg.unet, "forward", lambda x, t, *a, **k: seen.append((int(t.flatten()[0]), x.shape[0], k.get("image_only"))) or real(x, t, *a, **k))
+    kw = dict(FAST, scheduler="dpm++", guidance_scale=3.0, seed=2)
+    default = stg("a cat on a sofa", **kw)
+    skipped = [t for t, rows, image_only in seen if image_only]
+    assert skipped and all(t >= 600 for t in skipped) and len(skipped) == sum(t >= 600 for t, _, io in seen if not io)
+    assert all(rows == 1 for _, rows, io in seen if io) and all(rows == 2 for _, rows, io in seen if not io)
+    assert any(t < 600 for t, _, _ in seen)
+    seen.clear()
+    off = stg("a cat on a sofa", temporal_guidance=(), **kw)
+    assert not any(io for _, _, io in seen) and (default - off).abs().max() > 1e-3
+    plain = TextToVideoPipeline.from_pretrained(video_model)
+    perturb_(plain.unet.trainable_parameters(), scale=0.2)
+    assert torch.equal(off, plain("a cat on a sofa", **kw))
+    seen.clear()
+    stg("a cat on a sofa", image_only=True, **kw)
+    assert {io for _, _, io in seen} == {True} and {rows for _, rows, _ in seen} == {2}  # no third branch
+
+    # The weak branch sees the prompt's embedding (the conditional rows), not the empty caption's.
+    embs = []
+    monkeypatch.setattr(stg.unet, "forward", lambda x, t, e, *a, **k: (k.get("image_only") and embs.append(e)) or real(x, t, e, *a, **k))
+    stg("a cat on a sofa", **kw)
+    assert embs and all(torch.equal(e, stg.encode_text(["a cat on a sofa"]).to(e.dtype)) for e in embs)
+    assert parse_temporal_guidance("1@750") == (1.0, 750.0) and parse_temporal_guidance("none") == ()
+    assert stg.sampling_settings()["temporal_guidance"] == (2.0, 600.0)
+    assert stg.sampling_settings(temporal_guidance=())["temporal_guidance"] is None
+    for bad in ("1", "x@750", "0@750", "1@-1"):
+        with pytest.raises(T2VError, match="--temporal-guidance"):
+            parse_temporal_guidance(bad)
+
+
 def test_eval_shapes_cli_reports_the_folder_defaults_it_sampled_with(video_model, tmp_path):
     """`t2v eval shapes` on a folder whose t2v_generation sets high-noise guidance: 96 clips read, and
     the JSON's settings are the ones sampled with (the folder's), not the flags' None."""

@@ -42,6 +42,8 @@ def sample(
     step_kwargs: Mapping[str, Any] | None = None,
     timestep_shift: float = 1.0,
     high_noise_guidance: tuple[float, float] | None = None,
+    skip_fn: ModelFn | None = None,
+    skip_guidance: tuple[float, float] | None = None,
 ) -> Tensor:
     """Draw samples of `shape` (B, C, F, H, W) -> Tensor (B, C, F, H, W).
 
@@ -53,12 +55,17 @@ def sample(
     `high_noise_guidance` (scale, t_min): steps at t >= t_min use that guidance scale instead of
     `guidance_scale`, i.e. more (or less) guidance where a video's layout and motion are decided (the
     converse of Kynkaenniemi et al. 2024, who limit guidance to the middle of the noise range).
+    `skip_guidance` (scale, t_min) with `skip_fn`, a weaker copy of the network (for a video model, its
+    temporal layers skipped): steps at t >= t_min also push away from that copy's conditional
+    prediction by `scale` (`t2v.diffusion.guidance.skip_guidance`, STG's mix).
     """
     n_train = scheduler.config.num_train_timesteps
     if not 1 <= num_inference_steps <= n_train:
         raise T2VError(f"steps must be between 1 and the model's {n_train} training steps, got {num_inference_steps}")
     if high_noise_guidance is not None and (len(high_noise_guidance) != 2 or not 0 <= high_noise_guidance[1] < n_train):
         raise T2VError(f"high-noise guidance is (scale, t_min) with t_min in [0, {n_train}); got {high_noise_guidance}")
+    if skip_guidance is not None and (len(skip_guidance) != 2 or not 0 <= skip_guidance[1] < n_train or skip_fn is None):
+        raise T2VError(f"skip guidance is (scale, t_min) with t_min in [0, {n_train}) and needs the weak model; got {skip_guidance}")
     shape = tuple(shape)
     if latents is not None:
         if tuple(latents.shape) != shape:
@@ -79,7 +86,8 @@ def sample(
         g = guidance_scale
         if high_noise_guidance is not None and float(t) >= high_noise_guidance[1]:
             g = float(high_noise_guidance[0])
-        pred = guided_prediction(model_fn, x_in, t, cond, uncond, g)
+        s = float(skip_guidance[0]) if skip_guidance is not None and float(t) >= skip_guidance[1] else 0.0
+        pred = guided_prediction(model_fn, x_in, t, cond, uncond, g, skip_fn=skip_fn, skip_scale=s)
         # 4. One reverse step x_t -> x_{t-1}.
         x = scheduler.step(pred, t, x, generator=generator, **(step_kwargs or {})).prev_sample
     return x

@@ -35,19 +35,29 @@ def seeded_generators(seed: int, n: int) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(seed + i) for i in range(n)]
 
 
-def parse_high_noise_guidance(text: str) -> tuple[float, float] | tuple[()]:
-    """The CLI's `G@T` (guidance G at the steps with t >= T) -> (G, T); "none" -> () (no high-noise
-    guidance, also over a model's default). A one-line T2VError for anything else."""
+def parse_scale_at(text: str, flag: str, example: str = "8@900") -> tuple[float, float] | tuple[()]:
+    """The CLI's `S@T` (scale S at the sampling steps with t >= T) -> (S, T); "none" -> () (off, also
+    over a model's default). A one-line T2VError naming `flag` for anything else."""
     if text.strip().lower() == "none":
         return ()
     try:
         g, t = (float(v) for v in text.split("@"))
     except ValueError:
-        raise T2VError(f"--high-noise-guidance takes G@T (guidance G at the steps with t >= T), e.g. 8@900, or none; "
+        raise T2VError(f"{flag} takes S@T (scale S at the steps with t >= T), e.g. {example}, or none; "
                        f"got {text!r}") from None
     if not g > 0 or not t >= 0:
-        raise T2VError(f"--high-noise-guidance G@T needs G > 0 and T >= 0; got {text!r}")
+        raise T2VError(f"{flag} S@T needs S > 0 and T >= 0; got {text!r}")
     return (g, t)
+
+
+def parse_high_noise_guidance(text: str) -> tuple[float, float] | tuple[()]:
+    """`--high-noise-guidance G@T` (guidance G at the steps with t >= T) -> (G, T); "none" -> ()."""
+    return parse_scale_at(text, "--high-noise-guidance")
+
+
+def parse_temporal_guidance(text: str) -> tuple[float, float] | tuple[()]:
+    """`--temporal-guidance S@T` (skip guidance S away from the image model at t >= T) -> (S, T); "none" -> ()."""
+    return parse_scale_at(text, "--temporal-guidance", "1@750")
 
 
 def check_request(prompts: Sequence[str], num_frames: int = 1, num_inference_steps: int = 1,
@@ -188,16 +198,20 @@ class TextToVideoPipeline:
 
     def sampling_settings(self, num_inference_steps: Optional[int] = None, guidance_scale: Optional[float] = None,
                           timestep_shift: Optional[float] = None,
-                          high_noise_guidance: Optional[Sequence[float]] = None) -> dict[str, Any]:
+                          high_noise_guidance: Optional[Sequence[float]] = None,
+                          temporal_guidance: Optional[Sequence[float]] = None) -> dict[str, Any]:
         """The settings a call with these arguments samples with: each None replaced by the folder's
-        `generation_defaults`; high_noise_guidance is (scale, t_min) or None (() turns the folder's off)."""
+        `generation_defaults`; high_noise_guidance and temporal_guidance are (scale, t_min) or None
+        (() turns the folder's off)."""
         defaults = self.generation_defaults
         high = defaults.get("high_noise_guidance") if high_noise_guidance is None else high_noise_guidance
+        skip = defaults.get("temporal_guidance") if temporal_guidance is None else temporal_guidance
         return {
             "num_inference_steps": int(defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps),
             "guidance_scale": float(defaults["guidance_scale"] if guidance_scale is None else guidance_scale),
             "timestep_shift": float(defaults["timestep_shift"] if timestep_shift is None else timestep_shift),
             "high_noise_guidance": (float(high[0]), float(high[1])) if high else None,
+            "temporal_guidance": (float(skip[0]), float(skip[1])) if skip else None,
         }
 
     def _model_fn(self, fps: Optional[float], image_only: bool = False):
@@ -246,6 +260,7 @@ class TextToVideoPipeline:
         image_only: bool = False,
         timestep_shift: Optional[float] = None,
         high_noise_guidance: Optional[Sequence[float]] = None,
+        temporal_guidance: Optional[Sequence[float]] = None,
     ) -> Tensor:
         """Sample one video per prompt -> float (B, C, F, H, W) in [-1, 1] (C = 3).
 
@@ -263,11 +278,18 @@ class TextToVideoPipeline:
         `high_noise_guidance` (scale, t_min): that guidance scale at the steps with t >= t_min (where
         the layout and the motion are decided); default: the folder's `generation_defaults`, else
         none; () turns the folder's off.
+        `temporal_guidance` (scale, t_min): at the steps with t >= t_min, also push away from the image
+        model's conditional prediction (every temporal layer skipped) by `scale`: spatiotemporal skip
+        guidance (`t2v.diffusion.guidance.skip_guidance`), which strengthens what the temporal layers
+        add (one object, one path). One more forward of B rows per such step. Default: the folder's
+        `generation_defaults`, else none; () turns the folder's off; ignored with `image_only`.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        settings = self.sampling_settings(num_inference_steps, guidance_scale, timestep_shift, high_noise_guidance)
+        settings = self.sampling_settings(num_inference_steps, guidance_scale, timestep_shift, high_noise_guidance,
+                                          temporal_guidance)
         num_inference_steps, guidance_scale = settings["num_inference_steps"], settings["guidance_scale"]
         timestep_shift, high = settings["timestep_shift"], settings["high_noise_guidance"]
+        skip = None if image_only else settings["temporal_guidance"]
         if latents is not None:
             num_frames = latents.shape[2]
             height = latents.shape[3] * self.vae_factor if height is None else height
@@ -314,6 +336,8 @@ class TextToVideoPipeline:
             dtype=torch.float32,
             timestep_shift=timestep_shift,
             high_noise_guidance=high,
+            skip_fn=self._model_fn(fps, True) if skip else None,
+            skip_guidance=skip,
         )  # (B, C, F, h, w)
         if output_latents:
             return x
