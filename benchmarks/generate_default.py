@@ -3,7 +3,7 @@
 Each run is a fresh subprocess (Python start, imports, model load, sampling, H.264 encoding), so
 the number is what a user waits for. Prints every run and the median.
 
-    PYTHONPATH=src python benchmarks/generate_default.py [--runs 5] [--threads N]
+    PYTHONPATH=src python benchmarks/generate_default.py [--runs 5] [--threads N] [--flags "--temporal-guidance none"]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--prompt", default="a red circle moving right")
     ap.add_argument("--threads", type=int, default=None, help="OMP/torch threads (default: torch's own choice)")
+    ap.add_argument("--flags", default="", help="more `t2v generate` flags, e.g. '--temporal-guidance none' (the model's defaults otherwise)")
     args = ap.parse_args()
     env = dict(os.environ)
     if args.threads:
@@ -32,7 +33,7 @@ def main() -> None:
         for i in range(args.runs):
             out = Path(tmp) / f"run{i}.mp4"
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "t2v", "generate", args.prompt, "--out", str(out)], check=True, env=env,
+            subprocess.run([sys.executable, "-m", "t2v", "generate", args.prompt, "--out", str(out), *args.flags.split()], check=True, env=env,
                            stdout=subprocess.DEVNULL)
             times.append(time.perf_counter() - t0)
             print(f"run {i}: {times[-1]:.2f} s ({out.stat().st_size} bytes)", flush=True)

@@ -47,4 +47,5 @@ python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4
 rm -rf src/t2v/assets/cascade/image_vae && cp -r src/t2v/assets/default_model/vae src/t2v/assets/cascade/image_vae
 OMP_NUM_THREADS=1 t2v train configs/cascade/vae_decoder.yaml
 OMP_NUM_THREADS=1 t2v train configs/cascade/vae_decoder.yaml --resume --set max_steps=2400 --set cascade.temporal_weight=4.0
-python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4 runs/cascade/vae_decoder/model
+python tools/default_model/ship.py $DM/soup src/t2v/assets/default_model 15 4 4 runs/cascade/vae_decoder/model --temporal-guidance 1@500
+# (session 14: spatiotemporal skip guidance, away from the image model, at t >= 500 as a generation default)

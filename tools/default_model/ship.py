@@ -2,13 +2,15 @@
 runs/default_model/video/model) into the shipped default model: U-Net and VAE in float16 (the text
 encoder stays float32), DPM-Solver++ (order 2) on the training schedule, and the generation defaults.
 
-    PYTHONPATH=src python tools/default_model/ship.py runs/default_model/video/model src/t2v/assets/default_model [STEPS GUIDANCE [SHIFT [DECODER]]]
+    PYTHONPATH=src python tools/default_model/ship.py runs/default_model/video/model src/t2v/assets/default_model [STEPS GUIDANCE [SHIFT [DECODER]]] [--temporal-guidance S@T]
 
 SHIFT: the sampling timestep shift recorded as the folder's default (the video stage's
 diffusion.timestep_shift; 1 = none). DECODER: a TemporalAutoencoder folder (Video LDM's temporally
 fine-tuned decoder, `t2v train configs/cascade/vae_decoder.yaml`) shipped as vae/ in place of the image
 VAE; its encoder must be the model's (checked), so the latent space does not move. A SRC whose vae/ is
 already a TemporalAutoencoder (a model fine-tuned from the shipped one) keeps it when DECODER is not given.
+`--temporal-guidance S@T` records spatiotemporal skip guidance (away from the image model at t >= T) as a
+generation default (session 14: 1@500).
 """
 import json
 import shutil
@@ -20,7 +22,13 @@ from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
 from transformers import CLIPTextModel
 
 from t2v.models import TemporalAutoencoder, load_video_unet
+from t2v.pipelines.text_to_video import parse_temporal_guidance
 
+skip = ()
+if "--temporal-guidance" in sys.argv:
+    i = sys.argv.index("--temporal-guidance")
+    skip = parse_temporal_guidance(sys.argv[i + 1])
+    del sys.argv[i:i + 2]
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 steps, guidance = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (15, 4.0)
 shift = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
@@ -51,7 +59,8 @@ index = {
     "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
     "vae": ["diffusers", "AutoencoderKL"] if temporal is None else ["t2v.models", "TemporalAutoencoder"],
     "t2v_generation": {"num_inference_steps": steps, "guidance_scale": guidance, "num_frames": 16, "height": 64, "width": 64, "fps": 8,
-                       **({"timestep_shift": shift} if shift != 1.0 else {})},
+                       **({"timestep_shift": shift} if shift != 1.0 else {}),
+                       **({"temporal_guidance": list(skip)} if skip else {})},
 }
 (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
