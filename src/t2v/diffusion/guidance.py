@@ -77,11 +77,12 @@ def guided_prediction(
         pred_cond = predict(model_fn, x, t, cond)
         if not skip:
             return pred_cond
-        return pred_cond + skip_scale * (pred_cond - predict(skip_fn, x, t, cond))
-    t = torch.as_tensor(t, device=x.device)
-    t2 = torch.cat([t, t]) if t.ndim == 1 else t  # (2B,) or a scalar
-    pred = predict(model_fn, torch.cat([x, x]), t2, stack_conditions(uncond, cond))  # (2B, ...)
-    pred_uncond, pred_cond = pred.chunk(2)  # (B, ...) each
-    if not skip:
-        return classifier_free_guidance(pred_uncond, pred_cond, guidance_scale)
+        pred_uncond, guidance_scale = pred_cond, 1.0  # g = 1: u drops out of the mix exactly
+    else:
+        t = torch.as_tensor(t, device=x.device)
+        t2 = torch.cat([t, t]) if t.ndim == 1 else t  # (2B,) or a scalar
+        pred = predict(model_fn, torch.cat([x, x]), t2, stack_conditions(uncond, cond))  # (2B, ...)
+        pred_uncond, pred_cond = pred.chunk(2)  # (B, ...) each
+        if not skip:
+            return classifier_free_guidance(pred_uncond, pred_cond, guidance_scale)
     return skip_guidance(pred_uncond, pred_cond, predict(skip_fn, x, t, cond), guidance_scale, skip_scale)
