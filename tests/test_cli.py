@@ -66,10 +66,19 @@ def test_startup_imports_collect_nothing_then_freeze(thawed):
     assert gc.isenabled()
 
 
-def test_main_freezes_the_heap_on_the_way_out(thawed, monkeypatch):
+def test_main_in_process_leaves_the_collector_alone(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["t2v", "generate", ""])
+    before = gc.get_freeze_count()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    assert not cli._process_is_command and gc.isenabled() and gc.get_freeze_count() == before
+
+
+def test_the_executable_freezes_the_heap_on_the_way_out(thawed, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["t2v", "--help"])
     gc.unfreeze()
     with pytest.raises(SystemExit) as exit_info:
-        cli.main()
+        cli.entry_point()
     assert exit_info.value.code == 0
     assert cli._process_is_command and gc.get_freeze_count() > 10_000

@@ -1,3 +1,3 @@
-from t2v.cli import main
+from t2v.cli import entry_point
 
-main()
+entry_point()

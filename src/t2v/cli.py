@@ -34,7 +34,7 @@ app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 
 
-# True once `main()` runs: the process is the t2v command and ends with it, so freezing its heap is
+# True once `entry_point()` runs: the process is the t2v command and ends with it, so freezing its heap is
 # safe. In-process callers (tests, notebooks) run the same commands with the collector untouched.
 _process_is_command = False
 
@@ -42,7 +42,7 @@ _process_is_command = False
 @contextmanager
 def startup_imports() -> Iterator[None]:
     """Around a command's imports of torch, diffusers and transformers: no cyclic collection while
-    they run, then `gc.freeze()` (only when the process is the command, see `main`).
+    they run, then `gc.freeze()` (only when the process is the command, see `entry_point`).
 
     Those imports create ~430k long-lived objects, and CPython's collector (3.11) rescans all of them
     at every full collection while they are created: about 0.8 s of `t2v generate`'s start-up on
@@ -628,22 +628,29 @@ def data_preview(
 
 
 def main() -> None:
-    """Entry point: run the app, turning a T2VError into one line on stderr and exit status 2.
-
-    On the way out every object is frozen (`gc.freeze()`), so that the interpreter's last cyclic
-    collection does not scan the ~430k objects of torch, diffusers and transformers: about 1.3 s of
-    `t2v generate` on 2 cores. Commands close their files and writers themselves; reference counting
-    still frees everything that is not in a cycle."""
-    global _process_is_command
-    _process_is_command = True
+    """Run the app, turning a T2VError into one line on stderr and exit status 2 (also in-process)."""
     try:
         app()
     except T2VError as e:
         err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+def entry_point() -> None:
+    """The `t2v` executable (console script and `python -m t2v`): `main()` in a process that ends with it.
+
+    So commands may freeze the heap after their imports (`startup_imports`), and on the way out every
+    object is frozen (`gc.freeze()`): the interpreter's last cyclic collection then does not scan the
+    ~430k objects of torch, diffusers and transformers, about 1.3 s of `t2v generate` on 2 cores.
+    Commands close their files and writers themselves; reference counting still frees everything that
+    is not in a cycle."""
+    global _process_is_command
+    _process_is_command = True
+    try:
+        main()
     finally:
         gc.freeze()
 
 
 if __name__ == "__main__":
-    main()
+    entry_point()
