@@ -44,14 +44,17 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import torch  # noqa: E402
+from t2v.cli import startup_imports  # noqa: E402
 
-import t2v.pipelines  # noqa: E402,F401  (all of the library a generate call needs)
-from t2v.data.video_io import write_video  # noqa: E402
-from t2v.errors import T2VError  # noqa: E402
-from t2v.models.temporal_vae import TemporalAutoencoder  # noqa: E402
-from t2v.pipelines import TextToVideoPipeline  # noqa: E402
-from t2v.pipelines.model_folder import default_model_dir  # noqa: E402
+with startup_imports(freeze=True):  # as `t2v generate` imports (no collection while importing)
+    import torch
+
+    import t2v.pipelines  # noqa: F401  (all of the library a generate call needs)
+    from t2v.data.video_io import write_video
+    from t2v.errors import T2VError
+    from t2v.models.temporal_vae import TemporalAutoencoder
+    from t2v.pipelines import TextToVideoPipeline
+    from t2v.pipelines.model_folder import default_model_dir
 
 _IMPORTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +66,7 @@ class Stopwatch:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.marks: dict[str, float] = {}
-        self.unet_calls: list[tuple[float, float]] = []  # (start, end) of every U-Net forward
+        self.unet_calls: list[tuple[float, float, bool]] = []  # (start, end, image_only) of every U-Net forward
 
     def now(self) -> float:
         if self.device.type == "cuda":
@@ -83,9 +86,12 @@ class Stopwatch:
         setattr(obj, name, timed)
 
     def hook_unet(self, unet: torch.nn.Module) -> None:
+        """Time every U-Net forward; image_only = True for skip guidance's weak calls (temporal layers skipped)."""
         start: list[float] = []
         unet.register_forward_pre_hook(lambda m, args: start.append(self.now()))
-        unet.register_forward_hook(lambda m, args, out: self.unet_calls.append((start.pop(), self.now())))
+        unet.register_forward_hook(
+            lambda m, args, kwargs, out: self.unet_calls.append((start.pop(), self.now(), kwargs.get("image_only") is True)),
+            with_kwargs=True)
 
 
 def build_tiny(folder: Path, recipe: str) -> Path:
@@ -151,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     guidance = args.guidance if args.guidance is not None else pipe.generation_defaults["guidance_scale"]
 
     runs: list[dict[str, float]] = []  # per run: stage -> seconds
-    per_step: list[list[float]] = []  # per run: U-Net seconds of every call
+    per_step: list[list[float]] = []  # per run: U-Net seconds of every guided call
+    per_skip: list[list[float]] = []  # per run: U-Net seconds of every skip-guidance call (temporal layers skipped)
     for i in range(args.runs):
         sw.unet_calls.clear()
         t_call = sw.now()
@@ -162,13 +169,16 @@ def main(argv: list[str] | None = None) -> None:
         write_video(out, video[0], 8.0)
         t_written = sw.now()
         m = sw.marks
-        unet = [b - a for a, b in sw.unet_calls]
+        unet = [b - a for a, b, weak in sw.unet_calls if not weak]
+        skip = [b - a for a, b, weak in sw.unet_calls if weak]
         sampling = m["decode_latents:start"] - m["encode_text:end"]
         per_step.append(unet)
+        per_skip.append(skip)
         runs.append({
             "text": m["encode_text:end"] - m["encode_text:start"],
             "unet": sum(unet),
-            "sampler": sampling - sum(unet),
+            **({"skip": sum(skip)} if skip else {}),
+            "sampler": sampling - sum(unet) - sum(skip),
             "decode": m["decode_latents:end"] - m["decode_latents:start"],
             "rest": (t_called - t_call) - (m["decode_latents:end"] - m["encode_text:start"]),
             "write": t_written - t_called,
@@ -184,12 +194,14 @@ def main(argv: list[str] | None = None) -> None:
         "load": "load model folder",
         "text": "text encoding (prompt + negative, once)",
         "unet": f"denoising: U-Net, {n_unet} calls",
+        **({"skip": f"denoising: U-Net without temporal layers (skip guidance), {len(per_skip[0])} calls"} if per_skip[0] else {}),
         "sampler": "denoising: sampler, noise, guidance mix",
         "decode": ("to pixels (no VAE)" if pipe.vae is None else "temporal VAE decoding (a clip a call)"
                    if isinstance(pipe.vae, TemporalAutoencoder) else f"VAE decoding ({args.decode_chunk_size} frames a call)"),
         "rest": "rest of the pipeline call",
         "write": f"writing {out.suffix}",
     }
+    names = {k: v for k, v in names.items() if k in once or k in runs[0]}
     first = once | runs[0]
     total = sum(first.values())  # process start to the first video written (tiny-model build excluded)
     later = runs[1:]
@@ -228,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             table.add_row(*r)
         Console(width=130).print(table)
     if args.json:
-        args.json.write_text(json.dumps({"once": once, "runs": runs, "unet_per_step": per_step,
+        args.json.write_text(json.dumps({"once": once, "runs": runs, "unet_per_step": per_step, "unet_skip_per_step": per_skip,
                                          "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
     tmp.cleanup()
 

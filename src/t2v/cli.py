@@ -40,15 +40,16 @@ _process_is_command = False
 
 
 @contextmanager
-def startup_imports() -> Iterator[None]:
+def startup_imports(freeze: Optional[bool] = None) -> Iterator[None]:
     """Around a command's imports of torch, diffusers and transformers: no cyclic collection while
-    they run, then `gc.freeze()` (only when the process is the command, see `entry_point`).
+    they run, then `gc.freeze()`; by default only when the process is the command (`entry_point`),
+    `freeze=True` for a script whose process is one such run (benchmarks/generate.py).
 
     Those imports create ~430k long-lived objects, and CPython's collector (3.11) rescans all of them
     at every full collection while they are created: about 0.8 s of `t2v generate`'s start-up on
     2 cores (docs/default_model.md). Frozen objects are never scanned again and are still freed by
     reference counting; collection of the objects made later is as usual."""
-    if not _process_is_command:
+    if not (_process_is_command if freeze is None else freeze):
         yield
         return
     gc.disable()
