@@ -1,7 +1,8 @@
 """Wall time of `t2v generate "a red circle moving right"` with the embedded default model.
 
 Each run is a fresh subprocess (Python start, imports, model load, sampling, H.264 encoding, exit),
-so the number is what a user waits for. Prints every run and the median.
+so the number is what a user waits for. Prints every run and the median, and as a reference for
+the machine's speed at the time (it drifts), the median of `python -c "import torch"` run once per round.
 
     PYTHONPATH=src python benchmarks/generate_default.py [--runs 5] [--threads N] [--flags "--temporal-guidance none"]
 
@@ -41,6 +42,7 @@ def main() -> None:
         env["OMP_NUM_THREADS"] = str(args.threads)
     variants = [(tree, flags) for tree in (args.src or [None]) for flags in (args.flags or [""])]
     times: dict[tuple[str | None, str], list[float]] = {v: [] for v in variants}
+    reference: list[float] = []  # `python -c "import torch"`, once per round: how fast the machine is now
 
     def label(tree: str | None, flags: str) -> str:
         parts = ([tree] if tree is not None else []) + ([flags] if len(variants) > 1 or flags else [])
@@ -56,9 +58,13 @@ def main() -> None:
                                check=True, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 times[tree, flags].append(time.perf_counter() - t0)
                 print(f"run {i}: {times[tree, flags][-1]:.2f} s ({out.stat().st_size} bytes){label(tree, flags)}", flush=True)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True, env=env)
+            reference.append(time.perf_counter() - t0)
     for (tree, flags), ts in times.items():
         print(f"median of {args.runs}: {statistics.median(ts):.2f} s (min {min(ts):.2f}, max {max(ts):.2f}){label(tree, flags)}")
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; machine reference, `python -c \"import torch\"`: "
+          f"median {statistics.median(reference):.2f} s (min {min(reference):.2f}, max {max(reference):.2f})")
 
 
 if __name__ == "__main__":
