@@ -51,8 +51,13 @@ def test_corrupt_and_short_clips_are_skipped_and_counted(tmp_path):
 
 def test_nan_loss_stops_cleanly_keeping_the_last_good_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    config = tiny_config(out, max_steps=8, **{"checkpoint.every": 2, "checkpoint.keep": 4})
+    config = tiny_config(out, max_steps=8, **{"checkpoint.every": 2, "checkpoint.keep": 4, "logging.every": 2})
     monkeypatch.setenv(NAN_ENV, "5")
+    from torch.utils.tensorboard import SummaryWriter
+
+    closed = []
+    close = SummaryWriter.close
+    monkeypatch.setattr(SummaryWriter, "close", lambda self: (closed.append(self.log_dir), close(self))[1])
     with pytest.raises(T2VError) as e:
         train(config)
     msg = str(e.value)
@@ -64,6 +69,14 @@ def test_nan_loss_stops_cleanly_keeping_the_last_good_checkpoint(tmp_path, monke
     weights = load_file(str(ckpts / checkpoint_name(4) / "model.safetensors"))
     assert all(torch.isfinite(t).all() for t in weights.values())
     assert not (out / "model").exists()
+    # The TensorBoard writer was closed on the way out (no writer thread or open file left behind in
+    # this process), and the log of the steps before the NaN is on disk.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert closed == [str(out / "logs")]
+    events = EventAccumulator(str(next((out / "logs").glob("events.*"))))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4]
 
     # Without the fault, --resume continues from it to the end.
     monkeypatch.delenv(NAN_ENV)

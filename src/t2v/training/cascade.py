@@ -21,6 +21,7 @@ share with the main loop is taken from it: accelerate (processes, precision), th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -233,7 +234,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
     main, device, rank = accelerator.is_main_process, accelerator.device, accelerator.process_index
     decoder_stage = c.stage == "vae-decoder"
 
-    with _logging_to(out, main), _reset_accelerate_state_after():
+    with _logging_to(out, main), _reset_accelerate_state_after(), contextlib.ExitStack() as on_exit:
         if not resume and complete_checkpoints(ckpt_dir):
             raise T2VError(f"{out} already has checkpoints (last: {complete_checkpoints(ckpt_dir)[-1][1].name}); pass --resume to continue or choose another output_dir")
 
@@ -296,7 +297,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
             (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(c), sort_keys=False))
 
         # 4. The loop.
-        writer = _tensorboard(out / "logs") if main and c.logging.tensorboard else None
+        writer = _tensorboard(out / "logs", on_exit) if main and c.logging.tensorboard else None
         nan_at = int(os.environ.get(NAN_ENV, 0))
         losses, window, tick = [], [], time.perf_counter()
         bar = tqdm(total=c.max_steps, initial=step, desc=f"train {c.stage}", disable=not (main and c.logging.progress),
@@ -383,8 +384,6 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
                     # A stage samples windows of the length it trained on (pipelines.cascade._sample_windows).
                     save_stage(output, net, schedule, {"window": c.data.num_frames})
             log.info("wrote %s", output)
-        if writer is not None:
-            writer.close()
         accelerator.wait_for_everyone()
         accelerator.end_training()
         return TrainResult(step=step, losses=losses, output=output, resumed_from=resumed)

@@ -98,7 +98,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     main, device, rank = accelerator.is_main_process, accelerator.device, accelerator.process_index
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(c.mixed_precision, torch.float32)
 
-    with _logging_to(out, main), _reset_accelerate_state_after():
+    with _logging_to(out, main), _reset_accelerate_state_after(), contextlib.ExitStack() as on_exit:
         if not resume and complete_checkpoints(ckpt_dir):
             raise T2VError(f"{out} already has checkpoints (last: {complete_checkpoints(ckpt_dir)[-1][1].name}); pass --resume to continue or choose another output_dir")
 
@@ -149,7 +149,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(c), sort_keys=False))
 
         # 5. The loop: one optimizer step = `gradient_accumulation` batches on each process.
-        writer = _tensorboard(out / "logs") if main and c.logging.tensorboard else None
+        writer = _tensorboard(out / "logs", on_exit) if main and c.logging.tensorboard else None
         nan_at, hang_after = int(os.environ.get(NAN_ENV, 0)), int(os.environ.get(HANG_ENV, 0))
         losses, window, grad_norm, reported_skips = [], [], float("nan"), 0
         tick = time.perf_counter()
@@ -228,8 +228,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             with _ema_weights(ema, params):
                 output = _write_output(c, parts, accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder), vae)
             log.info("wrote %s", output)
-        if writer is not None:
-            writer.close()
         accelerator.wait_for_everyone()
         accelerator.end_training()
         return TrainResult(step=step, losses=losses, output=output, skipped=skipped, resumed_from=resumed)
@@ -369,10 +367,14 @@ def _dump_weights(folder: Path, accelerator: Any, unet: Any, parts: Any) -> None
     save_file(tensors, str(folder / f"rank{accelerator.process_index}.safetensors"))
 
 
-def _tensorboard(logdir: Path) -> Any:
+def _tensorboard(logdir: Path, on_exit: contextlib.ExitStack) -> Any:
+    """A SummaryWriter that `on_exit` closes however the run ends (also on a NaN stop or an error), so
+    that the steps logged before it are on disk: the writer queues events and flushes every 2 min."""
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(logdir))
+    writer = SummaryWriter(str(logdir))
+    on_exit.callback(writer.close)
+    return writer
 
 
 @contextlib.contextmanager
