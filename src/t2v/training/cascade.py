@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -206,12 +205,12 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
     from accelerate.utils import set_seed
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
 
     from t2v.training.loop import (
         NAN_ENV,
         TrainResult,
         _check_same_config,
+        _ema_and_generator,
         _ema_weights,
         _end_step,
         _logging_to,
@@ -275,10 +274,7 @@ def train_cascade(config: TrainConfig, *, resume: bool = False) -> Any:
             model, disc, optimizer, d_opt, lr_scheduler = accelerator.prepare(model, disc, optimizer, d_opt, lr_scheduler)
         else:
             model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
-        ema = EMAModel(params, decay=c.ema.decay, update_after_step=c.ema.update_after_step) if c.ema.enabled else None
-        if ema is not None:
-            accelerator.register_for_checkpointing(ema)
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, rank]).generate_state(1)[0]))
+        ema, generator = _ema_and_generator(accelerator, params, c, rank)
 
         # 3. Resume: weights, optimizers, EMA, RNG, data position.
         step, resumed = 0, None

@@ -77,7 +77,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
 
     out = Path(config.output_dir)
     ckpt_dir = out / "checkpoints"
@@ -125,10 +124,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             unet, optimizer, lr_scheduler = accelerator.prepare(parts.unet, optimizer, lr_scheduler)
             text_encoder = _to(parts.text_encoder, device, weight_dtype).eval()
         vae = _to(parts.vae, device, weight_dtype) if parts.vae is not None else None
-        ema = EMAModel(params, decay=c.ema.decay, update_after_step=c.ema.update_after_step) if c.ema.enabled else None
-        if ema is not None:
-            accelerator.register_for_checkpointing(ema)
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, rank]).generate_state(1)[0]))
+        ema, generator = _ema_and_generator(accelerator, params, c, rank)
 
         # 4. Resume: the newest complete checkpoint restores everything, including the data position.
         step, resumed = 0, None
@@ -365,6 +361,17 @@ def _dump_weights(folder: Path, accelerator: Any, unet: Any, parts: Any) -> None
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {n: p.detach().cpu().contiguous() for n, p in parts.trainable.items()}
     save_file(tensors, str(folder / f"rank{accelerator.process_index}.safetensors"))
+
+
+def _ema_and_generator(accelerator: Any, params: list, c: TrainConfig, rank: int) -> tuple[Any, torch.Generator]:
+    """The EMA of `params` (diffusers `EMAModel`, saved with every checkpoint; None when disabled) and
+    this process's generator (noise, timesteps), seeded from (seed, rank) so that ranks draw differently."""
+    from diffusers.training_utils import EMAModel
+
+    ema = EMAModel(params, decay=c.ema.decay, update_after_step=c.ema.update_after_step) if c.ema.enabled else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    return ema, torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, rank]).generate_state(1)[0]))
 
 
 def _tensorboard(logdir: Path, on_exit: contextlib.ExitStack) -> Any:
