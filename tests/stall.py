@@ -59,29 +59,28 @@ def other_threads_cpu() -> float:
 class WorkBetweenPolls:
     """Progress of work on this process's other threads (a job queue's worker) that a poller can use
     when its own polls are served by another thread of the same process (a TestClient's portal):
-    `busy_intervals` counts the intervals between polls in which the other threads used CPU for at
-    more than `busy` of the interval's wall time. CPU spent while a poll is served (inside `polling()`) is
-    left out, so polling alone never looks like progress, and a worker that is blocked (hung) adds
-    nothing; a worker that computes, however slowly, keeps adding intervals. `cpu` and `clock` are
-    the two readings (other threads' CPU seconds, wall seconds), replaceable so that the rule can be
-    checked without timing anything."""
+    `busy_intervals` counts the intervals between polls in which the other threads used more than
+    `busy` CPU seconds. CPU spent while a poll is served (inside `polling()`) is left out, so polling
+    alone never looks like progress, and a worker that is blocked (hung) adds nothing; a worker that
+    computes, however slowly, keeps adding intervals. Only CPU time is read (no clock): on a slow or
+    loaded machine the intervals stretch and a working thread's CPU per interval grows with them.
+    `cpu` is the reading (other threads' CPU seconds), replaceable so that the rule can be checked
+    on readings set by hand."""
 
-    def __init__(self, busy: float = 0.1, cpu: Callable[[], float] = other_threads_cpu,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, busy: float = 0.005, cpu: Callable[[], float] = other_threads_cpu) -> None:
         self.busy, self.busy_intervals = busy, 0
-        self._read_cpu, self._clock = cpu, clock
+        self._read_cpu = cpu
         self._cpu: float | None = None  # until the first poll ends: no interval between polls yet
-        self._t = 0.0
 
     @contextmanager
     def polling(self):
-        cpu, t = self._read_cpu(), self._clock()
-        if self._cpu is not None and cpu - self._cpu > self.busy * (t - self._t):
+        cpu = self._read_cpu()
+        if self._cpu is not None and cpu - self._cpu > self.busy:
             self.busy_intervals += 1
         try:
             yield
         finally:
-            self._cpu, self._t = self._read_cpu(), self._clock()
+            self._cpu = self._read_cpu()
 
 
 def run_with_stall_guard(cmd: list[str], stall: float = 300.0, **popen: Any) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """The hang guard's worker signal: polls served by another thread never count as work; a worker
-thread that computes does, and a blocked one does not. Nothing here asserts on wall-clock time:
-the counting rule is checked on readings set by hand, the CPU reading on CPU time each thread burns."""
+thread that computes does, and a blocked one does not. Nothing here reads a clock: the counting rule
+is checked on CPU readings set by hand, the CPU reading on CPU time each thread burns."""
 
 from __future__ import annotations
 
@@ -27,25 +27,22 @@ def _server():
     return requests, replies, t
 
 
-def _poll(work: WorkBetweenPolls, wall: list[float], requests, replies, polls: int) -> None:
+def _poll(work: WorkBetweenPolls, requests, replies, polls: int) -> None:
     for _ in range(polls):
         with work.polling():
             requests.put("state?")
             replies.get()
-        wall[0] += 0.02  # the interval between polls, set by hand: no sleeping, no wall-clock reading
 
 
 def test_polls_and_a_blocked_worker_are_not_progress():
-    # Real threads and the real CPU reading; the wall clock is stepped by hand, so what is asserted is
-    # that polls served by another thread and a blocked worker add no CPU between polls, not how much
-    # CPU fits in some stretch of wall time on this machine.
+    # Real threads and the real CPU reading: polls served by another thread and a blocked worker add
+    # no CPU between polls (polled back to back: no sleeping, no clock).
     requests, replies, server = _server()
     blocked = threading.Event()
     worker = threading.Thread(target=blocked.wait, daemon=True)  # a hung job: waits, uses no CPU
     worker.start()
-    wall = [0.0]
-    work = WorkBetweenPolls(clock=lambda: wall[0])
-    _poll(work, wall, requests, replies, 20)
+    work = WorkBetweenPolls()
+    _poll(work, requests, replies, 20)
     blocked.set()
     requests.put(None)
     assert work.busy_intervals == 0
@@ -58,34 +55,25 @@ def _burn(seconds: float) -> None:
         pass
 
 
-class _Clocks:
-    """Readings for WorkBetweenPolls that the test sets by hand: no timing involved."""
-
-    def __init__(self) -> None:
-        self.cpu, self.wall = 0.0, 0.0
-
-
 def test_a_computing_worker_is_progress_and_poll_work_is_not():
-    c = _Clocks()
-    work = WorkBetweenPolls(busy=0.1, cpu=lambda: c.cpu, clock=lambda: c.wall)
+    cpu = [0.0]  # other threads' CPU seconds, set by hand: no timing involved
+    work = WorkBetweenPolls(busy=0.002, cpu=lambda: cpu[0])
 
-    def poll(served_cpu: float, between_cpu: float, between_wall: float = 0.02) -> None:
+    def poll(served_cpu: float, between_cpu: float) -> None:
         with work.polling():
-            c.cpu += served_cpu  # the server thread answering this poll: left out
-            c.wall += 0.01
-        c.cpu += between_cpu  # the worker between this poll and the next
-        c.wall += between_wall
+            cpu[0] += served_cpu  # the server thread answering this poll: left out
+        cpu[0] += between_cpu  # the worker between this poll and the next
 
     for _ in range(5):
         poll(served_cpu=0.01, between_cpu=0.0)  # polls alone, however costly to serve
     poll(served_cpu=0.0, between_cpu=0.0)
     assert work.busy_intervals == 0
     for _ in range(5):
-        poll(served_cpu=0.01, between_cpu=0.001)  # 5% of each interval: background noise, not work
+        poll(served_cpu=0.01, between_cpu=0.001)  # under `busy`: background noise, not work
     poll(served_cpu=0.0, between_cpu=0.0)
     assert work.busy_intervals == 0
     for _ in range(5):
-        poll(served_cpu=0.01, between_cpu=0.005)  # 25%: a worker computing
+        poll(served_cpu=0.01, between_cpu=0.005)  # over `busy`: a worker computing
     poll(served_cpu=0.0, between_cpu=0.0)
     assert work.busy_intervals == 5
 

@@ -65,7 +65,7 @@ def _job_progress(last: dict, worker: WorkBetweenPolls) -> tuple:
 def _wait(client, job_id: str, stall: float = 120.0) -> dict:
     """Poll until the job ends. Not a speed check: it fails only when nothing of the job moves for
     `stall` seconds (`_job_progress`: a hang), however long a job that keeps working takes."""
-    last, worker = {}, WorkBetweenPolls()
+    last, worker = {}, WorkBetweenPolls()  # polled every 50 ms: 5 ms of CPU between polls is work
 
     def ended():
         with worker.polling():
@@ -248,7 +248,7 @@ def test_cancel_stops_the_denoising_loop_between_steps(served):
     before = sorted(p.name for p in results.iterdir())
     r = client.post("/api/generate", json={"prompt": "a blue square", "num_frames": 2, "steps": 120}, headers=H)
     job_id = r.json()["id"]
-    seen, worker = {}, WorkBetweenPolls()
+    seen, worker = {}, WorkBetweenPolls(busy=0.002)  # polled every 20 ms: a tenth of that as work
 
     def stepped():  # past step 3; fails only if the job stops moving (a hang), never on total time
         with worker.polling():
