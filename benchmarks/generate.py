@@ -194,14 +194,14 @@ def main(argv: list[str] | None = None) -> None:
         "load": "load model folder",
         "text": "text encoding (prompt + negative, once)",
         "unet": f"denoising: U-Net, {n_unet} calls",
-        **({"skip": f"denoising: U-Net without temporal layers (skip guidance), {len(per_skip[0])} calls"} if per_skip[0] else {}),
+        "skip": f"denoising: U-Net without temporal layers (skip guidance), {len(per_skip[0])} calls",
         "sampler": "denoising: sampler, noise, guidance mix",
         "decode": ("to pixels (no VAE)" if pipe.vae is None else "temporal VAE decoding (a clip a call)"
                    if isinstance(pipe.vae, TemporalAutoencoder) else f"VAE decoding ({args.decode_chunk_size} frames a call)"),
         "rest": "rest of the pipeline call",
         "write": f"writing {out.suffix}",
     }
-    names = {k: v for k, v in names.items() if k in once or k in runs[0]}
+    names = {k: v for k, v in names.items() if k in once or k in runs[0]}  # "skip" only with skip guidance
     first = once | runs[0]
     total = sum(first.values())  # process start to the first video written (tiny-model build excluded)
     later = runs[1:]

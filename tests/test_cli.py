@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
+from t2v import cli
 from t2v.cli import app
 
 runner = CliRunner()
@@ -27,14 +30,7 @@ def test_user_error_is_one_line_and_exit_2():
     assert "Traceback" not in r.stderr
 
 
-# ---- start-up: the collector around the heavy imports (t2v.cli.startup_imports, main) ----------
-import gc  # noqa: E402
-
-import pytest  # noqa: E402
-
-from t2v import cli  # noqa: E402
-
-
+# ---- start-up: the collector around the heavy imports (t2v.cli.startup_imports, entry_point) -------
 @pytest.fixture
 def thawed(monkeypatch):
     """Restore the collector after a test that freezes it (this process is pytest, not the command)."""
